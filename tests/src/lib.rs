@@ -1,0 +1,1 @@
+//! Test harness: builds namespaces and runs vswitchd inside them.

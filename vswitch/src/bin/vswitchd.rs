@@ -1,0 +1,130 @@
+//! vswitchd: the daemon. Flag names follow dockerd's.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+use vswitch::daemon::{Config, Daemon};
+use vswitch::model::PoolSettings;
+
+#[derive(Parser, Debug)]
+#[command(name = "vswitchd", version, about = "Userspace virtual switch daemon with a Docker-compatible API")]
+struct Args {
+    /// Socket to serve the API on (unix:///path.sock).
+    #[arg(short = 'H', long = "host", default_value = "unix:///run/vswitch/vswitchd.sock")]
+    host: Vec<String>,
+    /// Directory for persistent state.
+    #[arg(long, default_value = "/var/lib/vswitch")]
+    data_root: PathBuf,
+    /// Directory for runtime files (sandbox namespaces).
+    #[arg(long, default_value = "/run/vswitch")]
+    exec_root: PathBuf,
+    /// Default address pool for local networks, as dockerd: base=172.30.0.0/16,size=24
+    /// (repeatable; replaces the built-in list).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// Log level: debug, info, warn, error.
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+}
+
+fn parse_pool(s: &str) -> Result<ipam::PoolSpec, String> {
+    let mut base = None;
+    let mut size = None;
+    for kv in s.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse().map_err(|e| format!("invalid base {v}: {e}"))?),
+            Some(("size", v)) => size = Some(v.parse().map_err(|e| format!("invalid size {v}: {e}"))?),
+            _ => return Err(format!("invalid default address pool {s:?}: expected base=CIDR,size=N")),
+        }
+    }
+    match (base, size) {
+        (Some(base), Some(size)) => Ok(ipam::PoolSpec { base, size }),
+        _ => Err(format!("invalid default address pool {s:?}: expected base=CIDR,size=N")),
+    }
+}
+
+fn socket_path(h: &str) -> Result<PathBuf, String> {
+    h.strip_prefix("unix://")
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("unsupported host {h:?}: only unix:///path.sock is supported"))
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(args) {
+        eprintln!("vswitchd: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let mut pools = PoolSettings::default();
+    if !args.default_address_pool.is_empty() {
+        pools.local = args
+            .default_address_pool
+            .iter()
+            .map(|s| parse_pool(s))
+            .collect::<Result<_, _>>()?;
+    }
+    let sockets: Vec<PathBuf> = args
+        .host
+        .iter()
+        .map(|h| socket_path(h))
+        .collect::<Result<_, _>>()?;
+    for dir in [&args.data_root, &args.exec_root] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let daemon = Daemon::open(Config {
+        data_root: args.data_root.clone(),
+        exec_root: args.exec_root.clone(),
+        pools,
+    })
+    .map_err(|e| e.to_string())?;
+    let daemon = Arc::new(daemon);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut servers = Vec::new();
+        for path in &sockets {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            // A socket left by a killed daemon is stale: nobody can be listening on it if
+            // connect fails.
+            if path.exists() {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(format!("another daemon is listening on {}", path.display()));
+                }
+                let _ = std::fs::remove_file(path);
+            }
+            let l = tokio::net::UnixListener::bind(path)
+                .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+            tracing::info!("API listening on unix://{}", path.display());
+            servers.push(tokio::spawn(vswitch::api::serve(l, daemon.clone())));
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("signal handler: {e}"))?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+        for s in servers {
+            s.abort();
+        }
+        for path in &sockets {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok::<(), String>(())
+    })
+}
