@@ -1,1 +1,391 @@
-//! Test harness: builds namespaces and runs vswitchd inside them.
+//! Test harness: every test builds its own world — network namespaces with unique names (tag,
+//! process id, counter) and `vswitchd` running inside one of them with its own data root,
+//! exec root and socket. Everything is torn down on drop, so on success and on failure (a
+//! panicking test still drops its world). Every wait is bounded.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a daemon may take to answer its first ping.
+pub const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on one API request made by the harness.
+pub const API_TIMEOUT: Duration = Duration::from_secs(20);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Fail clearly when not root: these tests create namespaces.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (it creates network namespaces); run the suite as root, as CI does"
+    );
+}
+
+/// A unique name such as `vsw-ctl-12345-3` (at most 15 bytes are not required for netns
+/// names, but interface names derived from it must stay short, so keep tags short).
+pub fn unique(tag: &str) -> String {
+    format!(
+        "vsw-{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Path of a binary built from this workspace (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not found: build the binaries first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+/// Run and require success; returns stdout.
+pub fn sh(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace made by the test; deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        require_root();
+        let name = unique(tag);
+        sh(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn cmd(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(argv);
+        c
+    }
+
+    pub fn exec(&self, argv: &[&str]) -> Output {
+        run(&mut self.cmd(argv))
+    }
+
+    pub fn exec_ok(&self, argv: &[&str]) -> String {
+        sh(&mut self.cmd(argv))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An HTTP response from the daemon.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// `vswitchd` running inside a test namespace, with its own directories and socket.
+pub struct Daemon {
+    pub ns: Netns,
+    pub dir: TempDir,
+    pub sock: PathBuf,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl Daemon {
+    /// A new namespace with a daemon in it.
+    pub fn start(tag: &str) -> Self {
+        Self::start_with(tag, &[])
+    }
+
+    pub fn start_with(tag: &str, extra: &[&str]) -> Self {
+        let ns = Netns::new(tag);
+        Self::start_in(ns, extra)
+    }
+
+    pub fn start_in(ns: Netns, extra: &[&str]) -> Self {
+        let dir = TempDir::new(&format!("{tag}d", tag = "vs"));
+        let sock = dir.0.join("vswitchd.sock");
+        let mut d = Daemon {
+            ns,
+            dir,
+            sock,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.0.join("data")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.0.join("exec")
+    }
+
+    pub fn host_url(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.0.join("vswitchd.log"))
+            .expect("daemon log");
+        let mut cmd = self.ns.cmd(&[bin("vswitchd").to_str().expect("utf-8 path")]);
+        cmd.arg("-H")
+            .arg(self.host_url())
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .args(&self.extra_args)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        let child = cmd.spawn().expect("spawn vswitchd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Wait (bounded) until the daemon answers `/_ping`.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+        loop {
+            if let Ok(r) = self.try_request("GET", "/_ping", None) {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("vswitchd exited early ({st}); log:\n{}", self.log());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vswitchd did not answer within {DAEMON_START_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("vswitchd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Kill with a signal and reap (bounded).
+    pub fn kill(&mut self, signal: i32) {
+        if let Some(mut c) = self.child.take() {
+            // `ip netns exec` execs the daemon, so the child pid is the daemon's.
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, signal) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill(libc::SIGTERM);
+        self.spawn();
+    }
+
+    /// `vswitch` CLI pointed at this daemon.
+    pub fn vswitch(&self, args: &[&str]) -> Output {
+        run(Command::new(bin("vswitch"))
+            .arg("-H")
+            .arg(self.host_url())
+            .args(args))
+    }
+
+    /// The unmodified docker CLI pointed at this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", self.host_url())
+            .env("DOCKER_CONFIG", self.dir.0.join("docker-config"))
+            .args(args))
+    }
+
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<HttpResponse> {
+        http(&self.sock, method, path, body)
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        self.try_request(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill(libc::SIGTERM);
+    }
+}
+
+/// A minimal HTTP/1.1 client over a unix socket (Connection: close), bounded by API_TIMEOUT.
+pub fn http(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(API_TIMEOUT))?;
+    s.set_write_timeout(Some(API_TIMEOUT))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("Content-Length: 0\r\n\r\n");
+    }
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok(HttpResponse {
+        status,
+        headers: head.to_string(),
+        body,
+    })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert a command succeeded and return its stdout.
+pub fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Assert a command failed; returns its stderr.
+pub fn fails(o: Output) -> String {
+    assert!(
+        !o.status.success(),
+        "command unexpectedly succeeded:\nstdout: {}",
+        stdout(&o)
+    );
+    stderr(&o)
+}

@@ -126,3 +126,6 @@ pub(crate) fn read_ipv6(b: &[u8], off: usize) -> std::net::Ipv6Addr {
     a.copy_from_slice(&b[off..off + 16]);
     std::net::Ipv6Addr::from(a)
 }
+
+#[cfg(test)]
+pub(crate) mod testutil;

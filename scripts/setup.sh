@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the fuzz smoke need on a fresh Debian machine.
+# Idempotent: skips what is already there. Needs root (apt-get).
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+pkgs=()
+command -v ip >/dev/null || pkgs+=(iproute2)
+command -v python3 >/dev/null || pkgs+=(python3)
+command -v curl >/dev/null || pkgs+=(curl)
+command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
+if ((${#pkgs[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq "${pkgs[@]}"
+fi
+# The tests compare our CLI with the unmodified docker CLI (client only; no engine needed).
+if ! command -v docker >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq docker-cli || apt-get install -y -qq docker.io
+fi
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true

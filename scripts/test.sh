@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test run: set-up, lint, unit + property + integration tests (in namespaces this
+# run makes; needs root), and a short fuzz smoke of every fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
+
+# Fuzz smoke: every target for a few seconds on stable (-s none: no sanitizer needs nightly).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+(
+  cd fuzz
+  for t in $(cargo fuzz list); do
+    echo "fuzz smoke: $t (${FUZZ_SECONDS}s)"
+    cargo fuzz run -s none "$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3
+    test "${PIPESTATUS[0]}" -eq 0
+  done
+)
+echo "fuzz smoke: all targets ran clean"
