@@ -103,7 +103,11 @@ impl FRaw {
             subnet: self.subnet.text(),
             ip_range: self.ip_range.as_ref().map(FText::text),
             gateway: self.gateway.as_ref().map(FText::text),
-            aux: self.aux.iter().map(|(k, v)| (k.clone(), v.text())).collect(),
+            aux: self
+                .aux
+                .iter()
+                .map(|(k, v)| (k.clone(), v.text()))
+                .collect(),
         }
     }
 }
@@ -138,7 +142,10 @@ enum Op {
     Validate(Vec<FRaw>),
     ValidateAndBuild(Vec<FRaw>),
     Build(Vec<FConfig>),
-    Allocate { v6: bool, preferred: Option<FAddr> },
+    Allocate {
+        v6: bool,
+        preferred: Option<FAddr>,
+    },
     Release(FAddr),
     ReleaseHeld(u16),
     Choose {
@@ -169,7 +176,11 @@ impl State {
                 assert!(pools.is_allocated(*p));
             }
         }
-        let shapes = pools.pools().iter().map(|p| (p.subnet(), p.range())).collect();
+        let shapes = pools
+            .pools()
+            .iter()
+            .map(|p| (p.subnet(), p.range()))
+            .collect();
         State {
             pools,
             shapes,

@@ -217,7 +217,9 @@ impl NetworkPools {
     pub fn new(configs: &[SubnetConfig]) -> Result<(Self, Vec<SubnetConfig>), IpamError> {
         let subnets: Vec<IpNet> = configs.iter().map(|c| c.subnet.trunc()).collect();
         if any_overlap(&subnets) {
-            return Err(IpamError::InvalidConfig(vec![OVERLAPPING_SUBNETS_MSG.to_string()]));
+            return Err(IpamError::InvalidConfig(vec![
+                OVERLAPPING_SUBNETS_MSG.to_string()
+            ]));
         }
         let mut pools = Vec::with_capacity(configs.len());
         let mut pinned = BTreeSet::new();
@@ -387,7 +389,10 @@ mod tests {
 
     #[test]
     fn default_address_pools_override_gateways() {
-        let pools = [PoolSpec { base: n("192.168.200.0/23"), size: 28 }];
+        let pools = [PoolSpec {
+            base: n("192.168.200.0/23"),
+            size: 28,
+        }];
         let mut used = Vec::new();
         for (want_net, want_gw) in [
             ("192.168.200.0/28", "192.168.200.1"),
@@ -423,7 +428,10 @@ mod tests {
         assert_eq!(filled[0].ip_range, Some(n("192.168.50.128/25")));
         assert_eq!(np.allocate(false, None).unwrap().0, ip("192.168.50.129"));
         // A preferred address outside the range but inside the subnet is fine.
-        assert_eq!(np.allocate(false, Some(ip("192.168.50.10"))).unwrap().0, ip("192.168.50.10"));
+        assert_eq!(
+            np.allocate(false, Some(ip("192.168.50.10"))).unwrap().0,
+            ip("192.168.50.10")
+        );
         // Range exhaustion stops at .254: .255 is the broadcast.
         let mut last = ip("0.0.0.0");
         while let Ok((a, _)) = np.allocate(false, None) {
@@ -468,14 +476,24 @@ mod tests {
 
     #[test]
     fn v6_slash_64() {
-        let (mut np, filled) = NetworkPools::new(&[cfg("fd00:1::/64"), cfg("10.1.0.0/24")]).unwrap();
+        let (mut np, filled) =
+            NetworkPools::new(&[cfg("fd00:1::/64"), cfg("10.1.0.0/24")]).unwrap();
         assert_eq!(filled[0].gateway, Some(ip("fd00:1::1")));
         assert_eq!(filled[1].gateway, Some(ip("10.1.0.1")));
-        assert_eq!(np.allocate(true, None).unwrap(), (ip("fd00:1::2"), n("fd00:1::/64")));
-        assert_eq!(np.allocate(false, None).unwrap(), (ip("10.1.0.2"), n("10.1.0.0/24")));
+        assert_eq!(
+            np.allocate(true, None).unwrap(),
+            (ip("fd00:1::2"), n("fd00:1::/64"))
+        );
+        assert_eq!(
+            np.allocate(false, None).unwrap(),
+            (ip("10.1.0.2"), n("10.1.0.0/24"))
+        );
         let high = ip("fd00:1::ffff:ffff:ffff:ffff");
         assert_eq!(np.allocate(true, Some(high)).unwrap().0, high);
-        assert_eq!(np.allocate(true, Some(high)), Err(IpamError::AddressInUse(high)));
+        assert_eq!(
+            np.allocate(true, Some(high)),
+            Err(IpamError::AddressInUse(high))
+        );
         assert!(np.release(high));
         assert!(np.is_allocated(ip("fd00:1::")));
         assert!(!np.release(ip("fd00:1::")));
@@ -503,9 +521,19 @@ mod tests {
 
     #[test]
     fn whole_v6_space_does_not_overflow() {
-        let mut p = AddressPool::new(n("::/0"), Some(n("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"))).unwrap();
-        assert_eq!(p.allocate(None).unwrap(), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"));
-        assert_eq!(p.allocate(None).unwrap(), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+        let mut p = AddressPool::new(
+            n("::/0"),
+            Some(n("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127")),
+        )
+        .unwrap();
+        assert_eq!(
+            p.allocate(None).unwrap(),
+            ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")
+        );
+        assert_eq!(
+            p.allocate(None).unwrap(),
+            ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+        );
         assert_eq!(p.allocate(None), Err(IpamError::Exhausted));
         assert!(p.release(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
     }
@@ -515,15 +543,24 @@ mod tests {
         let (mut np, _) = NetworkPools::new(&[cfg("10.1.0.0/24")]).unwrap();
         assert!(np.has_family(false));
         assert!(!np.has_family(true));
-        assert_eq!(np.allocate(true, None), Err(IpamError::NoSubnetForFamily { v6: true }));
+        assert_eq!(
+            np.allocate(true, None),
+            Err(IpamError::NoSubnetForFamily { v6: true })
+        );
     }
 
     #[test]
     fn exhaustion_moves_to_next_pool_of_family() {
         let (mut np, _) = NetworkPools::new(&[cfg("10.0.0.0/30"), cfg("10.0.1.0/30")]).unwrap();
         // 10.0.0.1 is the gateway, .2 the only other host.
-        assert_eq!(np.allocate(false, None).unwrap(), (ip("10.0.0.2"), n("10.0.0.0/30")));
-        assert_eq!(np.allocate(false, None).unwrap(), (ip("10.0.1.2"), n("10.0.1.0/30")));
+        assert_eq!(
+            np.allocate(false, None).unwrap(),
+            (ip("10.0.0.2"), n("10.0.0.0/30"))
+        );
+        assert_eq!(
+            np.allocate(false, None).unwrap(),
+            (ip("10.0.1.2"), n("10.0.1.0/30"))
+        );
         assert_eq!(np.allocate(false, None), Err(IpamError::Exhausted));
     }
 
@@ -594,7 +631,10 @@ mod tests {
     fn range_outside_subnet_refused() {
         assert_eq!(
             AddressPool::new(n("10.0.0.0/24"), Some(n("10.0.1.0/25"))).unwrap_err(),
-            IpamError::RangeOutsideSubnet { range: n("10.0.1.0/25"), subnet: n("10.0.0.0/24") }
+            IpamError::RangeOutsideSubnet {
+                range: n("10.0.1.0/25"),
+                subnet: n("10.0.0.0/24")
+            }
         );
         assert!(AddressPool::new(n("10.0.0.0/24"), Some(n("fd00::/120"))).is_err());
         assert!(AddressPool::new(n("10.0.0.0/24"), Some(n("10.0.0.0/16"))).is_err());
@@ -603,10 +643,19 @@ mod tests {
     #[test]
     fn reserve_checks() {
         let mut p = AddressPool::new(n("10.0.0.0/24"), Some(n("10.0.0.128/25"))).unwrap();
-        assert_eq!(p.reserve(ip("10.0.1.1")), Err(IpamError::OutOfRange(ip("10.0.1.1"))));
-        assert_eq!(p.reserve(ip("fd00::1")), Err(IpamError::OutOfRange(ip("fd00::1"))));
+        assert_eq!(
+            p.reserve(ip("10.0.1.1")),
+            Err(IpamError::OutOfRange(ip("10.0.1.1")))
+        );
+        assert_eq!(
+            p.reserve(ip("fd00::1")),
+            Err(IpamError::OutOfRange(ip("fd00::1")))
+        );
         assert_eq!(p.reserve(ip("10.0.0.5")), Ok(()));
-        assert_eq!(p.reserve(ip("10.0.0.5")), Err(IpamError::AddressInUse(ip("10.0.0.5"))));
+        assert_eq!(
+            p.reserve(ip("10.0.0.5")),
+            Err(IpamError::AddressInUse(ip("10.0.0.5")))
+        );
         assert!(p.contains(ip("10.0.0.5")));
         assert!(!p.contains(ip("10.0.1.5")));
         assert_eq!(p.range(), n("10.0.0.128/25"));

@@ -74,7 +74,8 @@ mod tests {
 
     #[test]
     fn invalid_config_one_error_is_bare() {
-        let e = IpamError::InvalidConfig(vec!["invalid subnet x: invalid CIDR block notation".into()]);
+        let e =
+            IpamError::InvalidConfig(vec!["invalid subnet x: invalid CIDR block notation".into()]);
         assert_eq!(
             e.to_string(),
             "invalid network config:\ninvalid subnet x: invalid CIDR block notation"
@@ -99,8 +100,14 @@ mod tests {
             IpamError::PoolOverlap.to_string(),
             "invalid pool request: Pool overlaps with other one on this address space"
         );
-        assert_eq!(IpamError::AddressInUse(ip).to_string(), "Address already in use");
-        assert_eq!(IpamError::Exhausted.to_string(), "no available addresses on this pool");
+        assert_eq!(
+            IpamError::AddressInUse(ip).to_string(),
+            "Address already in use"
+        );
+        assert_eq!(
+            IpamError::Exhausted.to_string(),
+            "no available addresses on this pool"
+        );
         assert_eq!(
             IpamError::OutOfRange(ip).to_string(),
             "no configured subnet or ip-range contain the IP address 10.0.0.9"

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::addr::{bounds, host_mask, is_v6, make_net, max_bits};
+use crate::addr::{bounds, host_mask, is_v6, make_net};
 use crate::IpamError;
 
 /// One entry of Docker's default-address-pools: `base` split into subnets of `size` bits.
@@ -185,7 +185,6 @@ pub fn choose_subnet(
 fn first_free_in_pool(pool: &PoolSpec, blockers: &[(u128, u128)], v6: bool) -> Option<IpNet> {
     let (pool_lo, pool_hi) = bounds(&pool.base);
     let mask = host_mask(v6, pool.size);
-    debug_assert!(pool.size <= max_bits(v6));
     // pool_lo is aligned to the base prefix, hence to the (longer) subnet size.
     let mut cand = pool_lo;
     while cand <= pool_hi {
@@ -234,7 +233,13 @@ mod tests {
     #[test]
     fn global_pool_is_10_8_as_24s() {
         let g = default_global_pools();
-        assert_eq!(g, vec![PoolSpec { base: n("10.0.0.0/8"), size: 24 }]);
+        assert_eq!(
+            g,
+            vec![PoolSpec {
+                base: n("10.0.0.0/8"),
+                size: 24
+            }]
+        );
         assert_eq!(g[0].subnet_count(), Some(65_536));
         assert_eq!(g[0].nth_subnet(65_535), Some(n("10.255.255.0/24")));
         assert_eq!(g[0].nth_subnet(65_536), None);
@@ -243,7 +248,13 @@ mod tests {
     #[test]
     fn v6_default_pool() {
         let p = default_local_v6_pools();
-        assert_eq!(p, vec![PoolSpec { base: n("fd42:7673:7774::/48"), size: 64 }]);
+        assert_eq!(
+            p,
+            vec![PoolSpec {
+                base: n("fd42:7673:7774::/48"),
+                size: 64
+            }]
+        );
         assert_eq!(
             choose_subnet(&p, &[], &[], true).unwrap(),
             n("fd42:7673:7774::/64")
@@ -328,7 +339,10 @@ mod tests {
 
     #[test]
     fn custom_default_address_pools() {
-        let pools = [PoolSpec { base: n("192.168.200.0/23"), size: 28 }];
+        let pools = [PoolSpec {
+            base: n("192.168.200.0/23"),
+            size: 28,
+        }];
         let mut used = Vec::new();
         for want in ["192.168.200.0/28", "192.168.200.16/28", "192.168.200.32/28"] {
             let got = choose_subnet(&pools, &used, &[], false).unwrap();
@@ -359,7 +373,10 @@ mod tests {
     #[test]
     fn huge_v6_pools_do_not_enumerate() {
         // ::/0 split into /128s: 2^128 subnets, must still answer at once.
-        let pools = [PoolSpec { base: n("::/0"), size: 128 }];
+        let pools = [PoolSpec {
+            base: n("::/0"),
+            size: 128,
+        }];
         assert_eq!(pools[0].subnet_count(), None);
         let used = [n("::/1")];
         assert_eq!(
@@ -372,7 +389,10 @@ mod tests {
             Err(IpamError::NoMoreSubnets)
         );
         // The top of the address space, with nothing after it to jump to.
-        let pools = [PoolSpec { base: n("ffff::/16"), size: 64 }];
+        let pools = [PoolSpec {
+            base: n("ffff::/16"),
+            size: 64,
+        }];
         let used = [n("ffff::/17")];
         assert_eq!(
             choose_subnet(&pools, &used, &[], true).unwrap(),
@@ -390,8 +410,14 @@ mod tests {
         // 10.1.0.0/16 lies inside 10.0.0.0/8 and is dropped: the /8's next free /24 wins,
         // not a /28 carved out of the partly used 10.1.0.0/24.
         let pools = [
-            PoolSpec { base: n("10.1.0.0/16"), size: 28 },
-            PoolSpec { base: n("10.0.0.0/8"), size: 24 },
+            PoolSpec {
+                base: n("10.1.0.0/16"),
+                size: 28,
+            },
+            PoolSpec {
+                base: n("10.0.0.0/8"),
+                size: 24,
+            },
         ];
         let used = [n("10.0.0.0/16"), n("10.1.0.0/28")];
         assert_eq!(
@@ -403,8 +429,14 @@ mod tests {
     #[test]
     fn pools_are_sorted_before_use() {
         let pools = [
-            PoolSpec { base: n("192.168.0.0/16"), size: 24 },
-            PoolSpec { base: n("10.0.0.0/8"), size: 24 },
+            PoolSpec {
+                base: n("192.168.0.0/16"),
+                size: 24,
+            },
+            PoolSpec {
+                base: n("10.0.0.0/8"),
+                size: 24,
+            },
         ];
         assert_eq!(
             choose_subnet(&pools, &[], &[], false).unwrap(),
@@ -414,7 +446,10 @@ mod tests {
 
     #[test]
     fn pool_base_with_host_bits_is_truncated() {
-        let pools = [PoolSpec { base: n("192.168.200.5/23"), size: 28 }];
+        let pools = [PoolSpec {
+            base: n("192.168.200.5/23"),
+            size: 28,
+        }];
         assert_eq!(
             choose_subnet(&pools, &[], &[], false).unwrap(),
             n("192.168.200.0/28")
@@ -423,18 +458,33 @@ mod tests {
 
     #[test]
     fn invalid_pool_specs() {
-        let bad = PoolSpec { base: n("10.0.0.0/16"), size: 8 };
+        let bad = PoolSpec {
+            base: n("10.0.0.0/16"),
+            size: 8,
+        };
         assert_eq!(
             choose_subnet(&[bad], &[], &[], false),
-            Err(IpamError::InvalidPool { base: n("10.0.0.0/16"), size: 8 })
+            Err(IpamError::InvalidPool {
+                base: n("10.0.0.0/16"),
+                size: 8
+            })
         );
-        let bad = PoolSpec { base: n("10.0.0.0/16"), size: 33 };
+        let bad = PoolSpec {
+            base: n("10.0.0.0/16"),
+            size: 33,
+        };
         assert!(bad.check().is_err());
         assert_eq!(bad.nth_subnet(0), None);
         // A bad spec of the other family does not matter.
         assert!(choose_subnet(&[bad], &[], &[], true).is_err());
         assert!(choose_subnet(
-            &[bad, PoolSpec { base: n("fd00::/64"), size: 64 }],
+            &[
+                bad,
+                PoolSpec {
+                    base: n("fd00::/64"),
+                    size: 64
+                }
+            ],
             &[],
             &[],
             true
@@ -453,6 +503,9 @@ mod tests {
             check_overlap(&n("172.18.0.0/16"), &[n("172.18.3.0/24")]),
             Err(IpamError::PoolOverlap)
         );
-        assert_eq!(check_overlap(&n("172.18.0.0/16"), &[n("172.19.0.0/16")]), Ok(()));
+        assert_eq!(
+            check_overlap(&n("172.18.0.0/16"), &[n("172.19.0.0/16")]),
+            Ok(())
+        );
     }
 }

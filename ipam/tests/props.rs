@@ -145,7 +145,12 @@ fn build(v6s: &[bool], gens: &[GenConfig]) -> (Vec<SubnetConfig>, Result<Vec<Mod
             .enumerate()
             .map(|(i, &off)| (format!("aux{i}"), addr(v6, lo + off)))
             .collect::<BTreeMap<_, _>>();
-        cfgs.push(SubnetConfig { subnet, ip_range, gateway, aux });
+        cfgs.push(SubnetConfig {
+            subnet,
+            ip_range,
+            gateway,
+            aux,
+        });
     }
     let subnets: Vec<IpNet> = cfgs.iter().map(|c| c.subnet).collect();
     for (i, a) in subnets.iter().enumerate() {
@@ -184,7 +189,13 @@ fn build(v6s: &[bool], gens: &[GenConfig]) -> (Vec<SubnetConfig>, Result<Vec<Mod
                 return (cfgs.clone(), Err("aux in use".into()));
             }
         }
-        let mut pool = ModelPool { v6, subnet: c.subnet, net, range, pinned };
+        let mut pool = ModelPool {
+            v6,
+            subnet: c.subnet,
+            net,
+            range,
+            pinned,
+        };
         if c.gateway.is_none() {
             match pool.lowest_free(&BTreeSet::new()) {
                 Some(g) => {
@@ -332,18 +343,26 @@ struct GenPool {
 }
 
 fn gen_pool() -> impl Strategy<Value = GenPool> {
-    (2u8..=10, 0u128..(1 << REGION_BITS), 0u8..=5, proptest::bool::weighted(0.2)).prop_map(
-        |(host_bits, low, split, v6)| GenPool {
+    (
+        2u8..=10,
+        0u128..(1 << REGION_BITS),
+        0u8..=5,
+        proptest::bool::weighted(0.2),
+    )
+        .prop_map(|(host_bits, low, split, v6)| GenPool {
             host_bits,
             low,
             split: split.min(host_bits),
             v6,
-        },
-    )
+        })
 }
 
 fn gen_net() -> impl Strategy<Value = (u8, u128, bool)> {
-    (0u8..=13, 0u128..(1 << (REGION_BITS + 1)), proptest::bool::weighted(0.2))
+    (
+        0u8..=13,
+        0u128..(1 << (REGION_BITS + 1)),
+        proptest::bool::weighted(0.2),
+    )
 }
 
 /// The obvious algorithm: Docker's pool order, then every subnet in order.
@@ -351,7 +370,10 @@ fn brute_force(pools: &[PoolSpec], blockers: &[IpNet], v6: bool) -> Result<IpNet
     let mut same: Vec<PoolSpec> = pools
         .iter()
         .filter(|p| p.base.addr().is_ipv6() == v6)
-        .map(|p| PoolSpec { base: p.base.trunc(), size: p.size })
+        .map(|p| PoolSpec {
+            base: p.base.trunc(),
+            size: p.size,
+        })
         .collect();
     same.sort_by_key(|p| (val(p.base.network()), p.base.prefix_len()));
     let mut kept: Vec<PoolSpec> = Vec::new();

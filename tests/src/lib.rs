@@ -127,7 +127,47 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A daemon killed mid-test may leave namespace bind-mounts under its exec root.
+        unmount_under(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Detach every mount point below `dir` (deepest first).
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.to_string_lossy().to_string();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p) {
+            // SAFETY: umount2 with a valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Make `cmd` start inside the named network namespace (setns in the child before exec).
+pub fn in_netns(cmd: &mut Command, ns_name: &str) {
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let f = std::fs::File::open(format!("/run/netns/{ns_name}"))
+        .unwrap_or_else(|e| panic!("open netns {ns_name}: {e}"));
+    let fd = f.as_raw_fd();
+    // SAFETY: only setns(2) runs between fork and exec; `f` outlives the spawn because the
+    // closure owns it.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = &f;
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -198,7 +238,10 @@ impl Daemon {
             .append(true)
             .open(self.dir.0.join("vswitchd.log"))
             .expect("daemon log");
-        let mut cmd = self.ns.cmd(&[bin("vswitchd").to_str().expect("utf-8 path")]);
+        // Enter only the network namespace (not `ip netns exec`, which also makes a private
+        // mount namespace): the daemon's sandbox bind-mounts must be visible to the test.
+        let mut cmd = Command::new(bin("vswitchd"));
+        in_netns(&mut cmd, &self.ns.name);
         cmd.arg("-H")
             .arg(self.host_url())
             .arg("--data-root")
@@ -249,7 +292,6 @@ impl Daemon {
     /// Kill with a signal and reap (bounded).
     pub fn kill(&mut self, signal: i32) {
         if let Some(mut c) = self.child.take() {
-            // `ip netns exec` execs the daemon, so the child pid is the daemon's.
             // SAFETY: plain kill(2) on our own child.
             unsafe { libc::kill(c.id() as i32, signal) };
             let deadline = Instant::now() + Duration::from_secs(10);

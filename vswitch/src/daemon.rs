@@ -1,11 +1,21 @@
-//! The daemon: the model behind a lock, plus the operations the API serves. Later layers
-//! (datapath, NAT, overlay) hook in here, so the API stays a thin translation.
+//! The daemon: the model behind a lock, the datapath, and the operations the API serves.
+//! Every mutating operation changes the model first (persisted), then the datapath; when the
+//! datapath step fails the model change is undone, so nothing is left half-made.
 
 use crate::api::filters::{self, Filters};
 use crate::api::json;
-use crate::model::{self, EndpointSettings, Error, PoolSettings, State};
+use crate::datapath::Datapath;
+use crate::model::{
+    self, Driver, Endpoint, EndpointSettings, Error, Network, PoolSettings, Sandbox, State,
+};
+use crate::sandbox::{self, DefaultRoute, PortSpec};
 use crate::store::Store;
-use std::path::PathBuf;
+use crate::switch::{PortConfig, PortId, SwitchConfig};
+use crate::wire::MacAddr;
+use ipam::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Clone)]
@@ -13,35 +23,247 @@ pub struct Config {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pools: PoolSettings,
+    /// Datapath worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+/// Where each attached endpoint sits on the datapath.
+#[derive(Default)]
+struct Wiring {
+    /// endpoint id → (network id, port)
+    endpoints: HashMap<String, (String, PortId)>,
 }
 
 pub struct Daemon {
     state: Mutex<State>,
     pub config: Config,
+    dp: Mutex<Datapath>,
+    wiring: Mutex<Wiring>,
+    /// Serializes mutating operations (model + datapath as one step).
+    ops: Mutex<()>,
     /// Held while a prune runs: a second concurrent prune is refused, as in Docker.
     prune_running: Mutex<()>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock must not wedge the API.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
 impl Daemon {
-    /// Open the store and replay it. Problems found while replaying are logged, not fatal.
+    /// Open the store, replay it, start the datapath and bring every network and surviving
+    /// sandbox back. Problems are logged with what was affected; they do not stop the daemon.
     pub fn open(config: Config) -> Result<Self, Error> {
         let store = Store::open(&config.data_root)?;
         let (state, report) = State::open(store, config.pools.clone())?;
         for p in &report.problems {
             tracing::warn!("restore: {p}");
         }
-        Ok(Daemon {
+        let dp = Datapath::start(config.workers).map_err(internal)?;
+        let d = Daemon {
             state: Mutex::new(state),
             config,
+            dp: Mutex::new(dp),
+            wiring: Mutex::new(Wiring::default()),
+            ops: Mutex::new(()),
             prune_running: Mutex::new(()),
-        })
+        };
+        d.restore();
+        Ok(d)
+    }
+
+    fn restore(&self) {
+        let (nets, sbs): (Vec<Network>, Vec<Sandbox>) = {
+            let st = self.state();
+            (
+                st.networks().cloned().collect(),
+                st.sandboxes().cloned().collect(),
+            )
+        };
+        for n in &nets {
+            if let Err(e) = self.network_up(n) {
+                tracing::error!("restore: network {}: {e}", n.name);
+            }
+        }
+        for sb in &sbs {
+            let Some(ns) = sb.netns.as_deref().map(PathBuf::from) else {
+                continue;
+            };
+            if !crate::netns::is_namespace(&ns) {
+                tracing::warn!(
+                    "restore: sandbox {}: its namespace {} is gone; not re-attached (remove it with `vswitch rm {}`)",
+                    sb.name,
+                    ns.display(),
+                    sb.name
+                );
+                continue;
+            }
+            let mut ok = true;
+            for ep in &sb.endpoints {
+                if let Err(e) = self.attach(sb, ep, &ns) {
+                    tracing::error!("restore: sandbox {}: {}: {e}", sb.name, ep.ifname);
+                    ok = false;
+                }
+            }
+            if let Err(e) = self.apply_default_route(&sb.id) {
+                tracing::error!("restore: sandbox {}: default route: {e}", sb.name);
+                ok = false;
+            }
+            if ok {
+                tracing::info!("restore: sandbox {} re-attached", sb.name);
+            }
+        }
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock must not wedge the API; the state is always
-        // consistent between operations because each one commits last.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
+
+    // ---- datapath glue -------------------------------------------------------------------
+
+    /// A bridge network's switch and host interface (holding the gateway).
+    fn network_up(&self, n: &Network) -> Result<(), Error> {
+        if n.driver != Driver::Bridge || n.config_only {
+            return Ok(());
+        }
+        let opts = n.bridge_options();
+        let cfg = SwitchConfig {
+            subnets: n.subnets(),
+            enable_icc: opts.enable_icc,
+            internal: n.internal,
+            anti_spoofing: opts.anti_spoofing,
+            ..SwitchConfig::default()
+        };
+        let mut dp = lock(&self.dp);
+        dp.add_network(&n.id, cfg).map_err(internal)?;
+        let mac = host_mac(&n.id);
+        let gw4 = n.gateway(false).zip(prefix_of(n, false));
+        let gw6 = n.gateway(true).zip(prefix_of(n, true));
+        let spec = PortSpec {
+            ifname: n.bridge_name(),
+            mac: mac.to_string(),
+            ipv4: gw4.and_then(|(a, p)| IpNet::new(a, p).ok()),
+            ipv6: gw6.and_then(|(a, p)| IpNet::new(a, p).ok()),
+            mtu: opts.mtu,
+        };
+        let tap = match sandbox::create_host_iface(&spec, 1) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = dp.remove_network(&n.id);
+                return Err(Error::Forbidden(format!(
+                    "cannot create interface {} for network {}: {e}",
+                    spec.ifname, n.name
+                )));
+            }
+        };
+        let mut pc = PortConfig::host(mac);
+        if let Some((IpAddr::V4(a), _)) = gw4 {
+            pc = pc.with_ipv4(a);
+        }
+        if let Some((IpAddr::V6(a), _)) = gw6 {
+            pc = pc.with_ipv6(a);
+        }
+        if let Err(e) = dp.add_port(&n.id, pc, tap, None) {
+            let _ = dp.remove_network(&n.id);
+            return Err(internal(e));
+        }
+        Ok(())
+    }
+
+    fn network_down(&self, n: &Network) {
+        if let Err(e) = lock(&self.dp).remove_network(&n.id) {
+            tracing::warn!("network {}: datapath teardown: {e}", n.name);
+        }
+    }
+
+    /// Create the endpoint's TAP inside the sandbox and plug it into its network's switch.
+    fn attach(&self, sb: &Sandbox, ep: &Endpoint, ns: &Path) -> Result<(), Error> {
+        let Some(n) = self.state().network(&ep.network_id).cloned() else {
+            return Err(Error::NotFound(format!(
+                "network {} not found",
+                ep.network_id
+            )));
+        };
+        if n.driver != Driver::Bridge {
+            return Ok(());
+        }
+        let mac: MacAddr = ep
+            .mac
+            .parse()
+            .map_err(|_| internal(format!("bad MAC {}", ep.mac)))?;
+        let spec = PortSpec {
+            ifname: ep.ifname.clone(),
+            mac: ep.mac.clone(),
+            ipv4: ep.ipv4,
+            ipv6: ep.ipv6,
+            mtu: n.bridge_options().mtu,
+        };
+        let tap = sandbox::create_port(ns, &spec, 1).map_err(|e| {
+            internal(format!(
+                "sandbox {}: cannot create {}: {e}",
+                sb.name, ep.ifname
+            ))
+        })?;
+        let mut pc = PortConfig::container(mac);
+        let mut announce = None;
+        if let Some(IpNet::V4(a)) = ep.ipv4 {
+            pc = pc.with_ipv4(a.addr());
+            announce = Some((mac, a.addr()));
+        }
+        if let Some(IpNet::V6(a)) = ep.ipv6 {
+            pc = pc.with_ipv6(a.addr());
+        }
+        let port = lock(&self.dp)
+            .add_port(&n.id, pc, tap, announce)
+            .map_err(internal)?;
+        lock(&self.wiring)
+            .endpoints
+            .insert(ep.id.clone(), (n.id.clone(), port));
+        Ok(())
+    }
+
+    /// Unplug an endpoint; its interface disappears from the sandbox.
+    fn detach(&self, ep: &Endpoint) {
+        let w = lock(&self.wiring).endpoints.remove(&ep.id);
+        if let Some((net, port)) = w {
+            if let Err(e) = lock(&self.dp).remove_port(&net, port) {
+                tracing::warn!("detach {}: {e}", ep.ifname);
+            }
+        }
+    }
+
+    /// Set the sandbox's default route from Docker's endpoint order (handover).
+    fn apply_default_route(&self, sandbox_id: &str) -> Result<(), Error> {
+        let (ns, want) = {
+            let st = self.state();
+            let Some(sb) = st.sandbox(sandbox_id) else {
+                return Ok(());
+            };
+            let Some(ns) = sb.netns.clone() else {
+                return Ok(());
+            };
+            let mut want = DefaultRoute::default();
+            if let Some(i) = st.default_gateway_endpoint(sb) {
+                let ep = &sb.endpoints[i];
+                if let Some(n) = st.network(&ep.network_id) {
+                    if ep.ipv4.is_some() {
+                        want.v4 = n.gateway(false).map(|g| (g, ep.ifname.clone()));
+                    }
+                    if ep.ipv6.is_some() {
+                        want.v6 = n.gateway(true).map(|g| (g, ep.ifname.clone()));
+                    }
+                }
+            }
+            (PathBuf::from(ns), want)
+        };
+        sandbox::set_default_route(&ns, &want).map_err(internal)
+    }
+
+    // ---- API operations ------------------------------------------------------------------
 
     pub fn version(&self) -> serde_json::Value {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -78,15 +300,17 @@ impl Daemon {
             "OSType": "linux",
             "Name": "vswitchd",
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Plugins": { "Network": ["bridge", "host", "null", "overlay"] },
+            "Plugins": { "Network": ["bridge", "host", "null"] },
         })
     }
 
     pub fn list_networks(&self, f: &Filters) -> Result<Vec<u8>, Error> {
         let st = self.state();
         let nets = filters::filter_networks(&st, f)?;
-        let out: Vec<json::NetworkJson> =
-            nets.iter().map(|n| json::network_json(&st, n, false)).collect();
+        let out: Vec<json::NetworkJson> = nets
+            .iter()
+            .map(|n| json::network_json(&st, n, false))
+            .collect();
         Ok(encode(&out))
     }
 
@@ -98,9 +322,15 @@ impl Daemon {
 
     /// Returns the id and the warning text (empty if none).
     pub fn create_network(&self, req: model::CreateNetwork) -> Result<(String, String), Error> {
+        let _op = lock(&self.ops);
         let reserved = crate::host::reserved_prefixes();
-        let mut st = self.state();
-        let (n, warnings) = st.create_network(req, &reserved)?;
+        let (n, warnings) = self.state().create_network(req, &reserved)?;
+        if let Err(e) = self.network_up(&n) {
+            if let Err(e2) = self.state().remove_network(&n.id) {
+                tracing::error!("undo of network {}: {e2}", n.name);
+            }
+            return Err(e);
+        }
         for w in &warnings {
             tracing::warn!("network {}: {w}", n.name);
         }
@@ -108,8 +338,10 @@ impl Daemon {
         Ok((n.id, warnings.join("\n")))
     }
 
-    pub async fn remove_network(&self, term: &str) -> Result<(), Error> {
+    pub fn remove_network(&self, term: &str) -> Result<(), Error> {
+        let _op = lock(&self.ops);
         let n = self.state().remove_network(term)?;
+        self.network_down(&n);
         tracing::info!("removed network {} ({})", n.name, n.id);
         Ok(())
     }
@@ -121,82 +353,164 @@ impl Daemon {
             .prune_running
             .try_lock()
             .map_err(|_| Error::Conflict("a prune operation is already running".into()))?;
-        let mut st = self.state();
+        let _op = lock(&self.ops);
+        let candidates = self.state().prunable();
         let mut deleted = Vec::new();
-        let mut problems = Vec::new();
-        for n in st.prunable() {
+        for n in candidates {
             if !filters::prune_selects(&n, f, until) {
                 continue;
             }
             // Keep going past a failure so one bad network does not block the rest.
-            match st.remove_network(&n.id) {
-                Ok(n) => deleted.push(n.name),
-                Err(e) => problems.push(format!("{}: {e}", n.name)),
+            let removed = self.state().remove_network(&n.id);
+            match removed {
+                Ok(n) => {
+                    self.network_down(&n);
+                    deleted.push(n.name);
+                }
+                Err(e) => tracing::warn!("prune: {}: {e}", n.name),
             }
-        }
-        for p in &problems {
-            tracing::warn!("prune: {p}");
         }
         Ok(deleted)
     }
 
-    pub async fn connect(
+    pub fn connect(
         &self,
         network: &str,
         container: &str,
         settings: EndpointSettings,
     ) -> Result<(), Error> {
+        let _op = lock(&self.ops);
         let (sb, ep) = self.state().connect(network, container, settings)?;
-        tracing::info!("connected {} to network {} as {}", sb.name, ep.network_id, ep.ifname);
+        if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
+            let res = self
+                .attach(&sb, &ep, &ns)
+                .and_then(|_| self.apply_default_route(&sb.id));
+            if let Err(e) = res {
+                self.detach(&ep);
+                if let Err(e2) = self.state().disconnect(&ep.network_id, &sb.id, true) {
+                    tracing::error!("undo of connect {}: {e2}", sb.name);
+                }
+                let _ = self.apply_default_route(&sb.id);
+                return Err(e);
+            }
+        }
+        tracing::info!(
+            "connected {} to {} as {}",
+            sb.name,
+            ep.network_id,
+            ep.ifname
+        );
         Ok(())
     }
 
-    pub async fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<(), Error> {
+    pub fn disconnect(&self, network: &str, container: &str, force: bool) -> Result<(), Error> {
+        let _op = lock(&self.ops);
         let (sb, ep) = self.state().disconnect(network, container, force)?;
-        tracing::info!("disconnected {} from network {}", sb.name, ep.network_id);
+        self.detach(&ep);
+        if let Err(e) = self.apply_default_route(&sb.id) {
+            tracing::warn!("sandbox {}: default route after disconnect: {e}", sb.name);
+        }
+        tracing::info!("disconnected {} from {}", sb.name, ep.network_id);
         Ok(())
     }
 
-    /// `POST /containers/create`: a sandbox attached to its network mode's network, with the
-    /// endpoint settings given for it (further networks in EndpointsConfig are connected too).
-    pub async fn create_container(
+    /// `POST /containers/create`: a sandbox — its namespace (made, or handed over by a
+    /// runtime), its first network's endpoint and any further EndpointsConfig networks.
+    pub fn create_container(
         &self,
         name: Option<String>,
         req: json::ContainerCreateJson,
     ) -> Result<String, Error> {
+        let _op = lock(&self.ops);
         let mode = req
             .host_config
-            .map(|h| h.network_mode)
+            .as_ref()
+            .map(|h| h.network_mode.clone())
             .unwrap_or_default();
-        let mut eps = req
-            .networking_config
-            .map(|n| n.endpoints_config)
-            .unwrap_or_default();
-        let mut st = self.state();
         let mode = if mode.is_empty() || mode == "default" {
             "bridge".to_string()
         } else {
             mode
         };
+        let mut eps = req
+            .networking_config
+            .map(|n| n.endpoints_config)
+            .unwrap_or_default();
         let first = eps.remove(&mode).unwrap_or_default().into_model();
-        let sb = st.create_sandbox(name, &mode, first)?;
-        for (net, cfg) in eps {
-            if let Err(e) = st.connect(&net, &sb.id, cfg.into_model()) {
-                // Nothing half-made: undo the sandbox.
-                if let Err(e2) = st.remove_sandbox(&sb.id) {
-                    tracing::warn!("undo of sandbox {}: {e2}", sb.name);
-                }
-                return Err(e);
+        let sb = self.state().create_sandbox(name, &mode, first)?;
+        let res = self.build_sandbox(&sb, req.netns.as_deref(), req.cmd, eps);
+        if let Err(e) = res {
+            let problems = self.teardown(&sb.id, true);
+            for p in problems {
+                tracing::warn!("undo of sandbox {}: {p}", sb.name);
+            }
+            return Err(e);
+        }
+        tracing::info!("created sandbox {} ({})", sb.name, sb.id);
+        Ok(sb.id)
+    }
+
+    fn build_sandbox(
+        &self,
+        sb: &Sandbox,
+        handed_over: Option<&str>,
+        cmd: Vec<String>,
+        more: std::collections::BTreeMap<String, json::EndpointConfigJson>,
+    ) -> Result<(), Error> {
+        let ns = sandbox::netns_path(&self.config.exec_root, &sb.id);
+        match handed_over {
+            Some(given) => adopt_namespace(given, &ns)?,
+            None => crate::netns::create(&ns).map_err(internal)?,
+        }
+        let nsp = ns.to_string_lossy().into_owned();
+        let adopted = handed_over.is_some();
+        let sb = self.state().update_sandbox(&sb.id, |s| {
+            s.netns = Some(nsp);
+            s.adopted = adopted;
+            s.cmd = cmd;
+        })?;
+        for ep in &sb.endpoints {
+            self.attach(&sb, ep, &ns)?;
+        }
+        for (net, cfg) in more {
+            let (sb2, ep) = self.state().connect(&net, &sb.id, cfg.into_model())?;
+            self.attach(&sb2, &ep, &ns)?;
+        }
+        self.apply_default_route(&sb.id)
+    }
+
+    /// `POST /containers/{id}/start`: run the sandbox's command inside (detached).
+    pub fn start_container(&self, term: &str) -> Result<(), Error> {
+        let _op = lock(&self.ops);
+        let sb = self.state().find_sandbox(term)?.clone();
+        let Some(ns) = sb.netns.as_deref().map(PathBuf::from) else {
+            return Err(Error::Internal(format!(
+                "sandbox {} has no namespace",
+                sb.name
+            )));
+        };
+        if sb.cmd.is_empty() {
+            return Ok(());
+        }
+        if let Some(pid) = sb.pid {
+            if sandbox::processes_in(&ns).contains(&(pid as i32)) {
+                return Ok(());
             }
         }
-        Ok(sb.id)
+        let logs = self.config.exec_root.join("logs");
+        std::fs::create_dir_all(&logs).map_err(internal)?;
+        let log = logs.join(format!("{}.log", crate::util::short_id(&sb.id)));
+        let pid = sandbox::spawn(&ns, &sb.cmd, &log)
+            .map_err(|e| Error::InvalidParameter(e.to_string()))?;
+        self.state().update_sandbox(&sb.id, |s| s.pid = Some(pid))?;
+        Ok(())
     }
 
     pub fn list_containers(&self) -> Vec<u8> {
         let st = self.state();
         let v: Vec<serde_json::Value> = st
             .sandboxes()
-            .map(|sb| json::container_list_json(&st, sb))
+            .map(|sb| json::container_list_json(&st, sb, running(sb)))
             .collect();
         encode(&v)
     }
@@ -204,14 +518,133 @@ impl Daemon {
     pub fn inspect_container(&self, term: &str) -> Result<Vec<u8>, Error> {
         let st = self.state();
         let sb = st.find_sandbox(term)?;
-        Ok(encode(&json::container_inspect_json(&st, sb)))
+        Ok(encode(&json::container_inspect_json(&st, sb, running(sb))))
     }
 
-    pub async fn remove_container(&self, term: &str) -> Result<(), Error> {
-        let sb = self.state().remove_sandbox(term)?;
+    /// `DELETE /containers/{id}`: refuses a sandbox with processes unless forced, like Docker.
+    pub fn remove_container(&self, term: &str, force: bool) -> Result<(), Error> {
+        let _op = lock(&self.ops);
+        let sb = self.state().find_sandbox(term)?.clone();
+        if !force && !sb.adopted && !running(&sb).is_empty() {
+            return Err(Error::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                sb.name
+            )));
+        }
+        let problems = self.teardown(&sb.id, false);
+        if !problems.is_empty() {
+            return Err(Error::Internal(format!(
+                "sandbox {} removed with problems: {}",
+                sb.name,
+                problems.join("; ")
+            )));
+        }
         tracing::info!("removed sandbox {}", sb.name);
         Ok(())
     }
+
+    /// Stop, unplug, delete the namespace and the record; keeps going past failures and
+    /// returns every problem.
+    fn teardown(&self, id: &str, quiet: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(sb) = self.state().sandbox(id).cloned() else {
+            return problems;
+        };
+        if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
+            if !sb.adopted {
+                sandbox::stop_processes(&ns);
+            }
+            for ep in &sb.endpoints {
+                self.detach(ep);
+            }
+            if let Err(e) = crate::netns::delete(&ns) {
+                problems.push(e.to_string());
+            }
+        }
+        if let Err(e) = self.state().remove_sandbox(&sb.id) {
+            problems.push(e.to_string());
+        }
+        if !quiet {
+            for p in &problems {
+                tracing::warn!("remove {}: {p}", sb.name);
+            }
+        }
+        problems
+    }
+
+    pub fn network_stats(&self, term: &str) -> Result<serde_json::Value, Error> {
+        let id = self.state().find_network(term)?.id.clone();
+        let s = lock(&self.dp).stats(&id).map_err(internal)?;
+        Ok(match s {
+            Some(s) => serde_json::json!({
+                "RxFrames": s.rx_frames, "TxFrames": s.tx_frames, "TxDropped": s.tx_dropped,
+                "SwitchDrops": s.switch_drops, "FdbEntries": s.fdb_entries,
+            }),
+            None => serde_json::Value::Null,
+        })
+    }
+}
+
+/// Pids running in a sandbox's namespace (empty when it has none).
+fn running(sb: &Sandbox) -> Vec<i32> {
+    sb.netns
+        .as_deref()
+        .map(|p| sandbox::processes_in(Path::new(p)))
+        .unwrap_or_default()
+}
+
+/// Pin a namespace handed over by a runtime (`/proc/PID/ns/net` or an `ip netns` name) at our
+/// own path, so it outlives the process that made it, as Docker's sandbox key does.
+fn adopt_namespace(given: &str, ours: &Path) -> Result<(), Error> {
+    let src = if given.contains('/') {
+        PathBuf::from(given)
+    } else {
+        PathBuf::from("/run/netns").join(given)
+    };
+    if !crate::netns::is_namespace(&src) {
+        return Err(Error::InvalidParameter(format!(
+            "{given} is not a network namespace (give /proc/PID/ns/net or an `ip netns` name)"
+        )));
+    }
+    if let Some(d) = ours.parent() {
+        std::fs::create_dir_all(d).map_err(internal)?;
+    }
+    std::fs::File::create(ours).map_err(internal)?;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(internal);
+    let (s, t) = (c(&src)?, c(ours)?);
+    // SAFETY: valid C strings; a plain bind mount.
+    let r = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            t.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        let _ = std::fs::remove_file(ours);
+        return Err(internal(format!("bind {given}: {e}")));
+    }
+    Ok(())
+}
+
+/// The host interface's MAC: stable per network (derived from its id), locally administered.
+fn host_mac(network_id: &str) -> MacAddr {
+    let b = network_id.as_bytes();
+    let h = |i: usize| -> u8 {
+        let d = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        d(*b.get(2 * i).unwrap_or(&b'0')) << 4 | d(*b.get(2 * i + 1).unwrap_or(&b'0'))
+    };
+    MacAddr([0x02, 0x4b, h(0), h(1), h(2), h(3)])
+}
+
+fn prefix_of(n: &Network, v6: bool) -> Option<u8> {
+    n.configs()
+        .iter()
+        .find(|c| c.subnet.addr().is_ipv6() == v6)
+        .map(|c| c.subnet.prefix_len())
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {

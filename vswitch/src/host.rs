@@ -56,10 +56,14 @@ mod tests {
 
     #[test]
     fn parses_proc_route() {
-        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let t =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
 eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
 eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
-        assert_eq!(on_link_routes(t), vec!["192.0.2.0/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            on_link_routes(t),
+            vec!["192.0.2.0/24".parse::<IpNet>().unwrap()]
+        );
     }
 
     #[test]

@@ -2,9 +2,13 @@
 
 pub mod api;
 pub mod daemon;
+pub mod datapath;
 pub mod host;
 pub mod model;
+pub mod netns;
+pub mod port;
+pub mod sandbox;
 pub mod store;
-pub mod util;
 pub mod switch;
+pub mod util;
 pub mod wire;

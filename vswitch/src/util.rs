@@ -43,7 +43,9 @@ pub fn short_id(id: &str) -> &str {
 }
 
 pub fn is_full_id(s: &str) -> bool {
-    s.len() == ID_HEX_LEN && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == ID_HEX_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// The current time as Go's `time.Time` JSON: RFC 3339, UTC, nanoseconds with trailing zeros
@@ -168,7 +170,10 @@ mod tests {
             rfc3339(1_748_772_000, 123_456_789),
             "2025-06-01T10:00:00.123456789Z"
         );
-        assert_eq!(rfc3339(1_748_772_000, 200_000_000), "2025-06-01T10:00:00.2Z");
+        assert_eq!(
+            rfc3339(1_748_772_000, 200_000_000),
+            "2025-06-01T10:00:00.2Z"
+        );
         assert_eq!(parse_rfc3339("2025-06-01T10:00:00.2Z"), Some(1_748_772_000));
     }
 

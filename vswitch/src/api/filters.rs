@@ -69,10 +69,7 @@ pub const NETWORK_LIST_FILTERS: &[&str] =
     &["driver", "id", "label", "name", "scope", "type", "dangling"];
 
 /// Apply the `GET /networks` filters.
-pub fn filter_networks<'a>(
-    state: &'a State,
-    f: &Filters,
-) -> Result<Vec<&'a Network>, Error> {
+pub fn filter_networks<'a>(state: &'a State, f: &Filters) -> Result<Vec<&'a Network>, Error> {
     f.validate(NETWORK_LIST_FILTERS)?;
     for t in f.get("type") {
         if t != "builtin" && t != "custom" {

@@ -124,7 +124,11 @@ pub fn network_json(state: &State, n: &Network, with_containers: bool) -> Networ
                         subnet: c.subnet.to_string(),
                         ip_range: c.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                         gateway: c.gateway.map(|g| g.to_string()).unwrap_or_default(),
-                        aux: c.aux.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+                        aux: c
+                            .aux
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.to_string()))
+                            .collect(),
                     })
                     .collect()
             }),
@@ -225,7 +229,10 @@ impl CreateNetworkJson {
             attachable: self.attachable,
             ingress: self.ingress,
             config_only: self.config_only,
-            config_from: self.config_from.map(|c| c.network).filter(|s| !s.is_empty()),
+            config_from: self
+                .config_from
+                .map(|c| c.network)
+                .filter(|s| !s.is_empty()),
             options: self.options,
             labels: self.labels,
         }
@@ -293,6 +300,13 @@ pub struct DisconnectJson {
 #[derive(Deserialize, Debug, Default)]
 #[serde(default)]
 pub struct ContainerCreateJson {
+    /// Command `start` runs inside the sandbox.
+    #[serde(rename = "Cmd", deserialize_with = "null_as_default")]
+    pub cmd: Vec<String>,
+    /// Beyond Docker: a namespace handed over by a runtime (`/proc/PID/ns/net` or an
+    /// `ip netns` name) instead of a new one.
+    #[serde(rename = "SandboxKey")]
+    pub netns: Option<String>,
     #[serde(rename = "HostConfig")]
     pub host_config: Option<HostConfigJson>,
     #[serde(rename = "NetworkingConfig")]
@@ -359,7 +373,11 @@ pub fn endpoint_settings_json(state: &State, sb: &Sandbox, ep: &Endpoint) -> End
         ipam.insert("IPv6Address".to_string(), a.to_string());
     }
     let gw = |v6: bool| {
-        let has = if v6 { ep.ipv6.is_some() } else { ep.ipv4.is_some() };
+        let has = if v6 {
+            ep.ipv6.is_some()
+        } else {
+            ep.ipv4.is_some()
+        };
         net.filter(|n| has && !n.internal)
             .and_then(|n| n.gateway(v6))
             .map(|g| g.to_string())
@@ -397,15 +415,36 @@ pub fn sandbox_networks(state: &State, sb: &Sandbox) -> BTreeMap<String, Endpoin
         .collect()
 }
 
+fn container_state(sb: &Sandbox, running: &[i32]) -> (&'static str, i64) {
+    let pid = sb
+        .pid
+        .map(|p| p as i32)
+        .filter(|p| running.contains(p))
+        .or_else(|| running.first().copied())
+        .unwrap_or(0);
+    let status = if !running.is_empty() {
+        "running"
+    } else if sb.pid.is_some() {
+        "exited"
+    } else {
+        "created"
+    };
+    (status, pid as i64)
+}
+
 /// `GET /containers/{id}/json` (the parts tools read for networking).
-pub fn container_inspect_json(state: &State, sb: &Sandbox) -> serde_json::Value {
+pub fn container_inspect_json(state: &State, sb: &Sandbox, running: Vec<i32>) -> serde_json::Value {
+    let (status, pid) = container_state(sb, &running);
     serde_json::json!({
         "Id": sb.id,
         "Created": sb.created,
+        "Path": sb.cmd.first().cloned().unwrap_or_default(),
+        "Args": sb.cmd.iter().skip(1).collect::<Vec<_>>(),
         "Name": format!("/{}", sb.name),
         "State": {
-            "Status": "running",
-            "Running": true,
+            "Status": status,
+            "Running": status == "running",
+            "Pid": pid,
         },
         "HostConfig": { "NetworkMode": sb.network_mode },
         "NetworkSettings": {
@@ -418,19 +457,21 @@ pub fn container_inspect_json(state: &State, sb: &Sandbox) -> serde_json::Value 
 }
 
 /// One element of `GET /containers/json`.
-pub fn container_list_json(state: &State, sb: &Sandbox) -> serde_json::Value {
+pub fn container_list_json(state: &State, sb: &Sandbox, running: Vec<i32>) -> serde_json::Value {
     let created = util::parse_rfc3339(&sb.created).unwrap_or(0);
+    let (status, pid) = container_state(sb, &running);
     serde_json::json!({
         "Id": sb.id,
         "Names": [format!("/{}", sb.name)],
         "Image": "",
         "ImageID": "",
-        "Command": "",
+        "Command": sb.cmd.join(" "),
         "Created": created,
         "Ports": [],
         "Labels": {},
-        "State": "running",
-        "Status": "Up",
+        "State": status,
+        "Status": status,
+        "Pid": pid,
         "HostConfig": { "NetworkMode": sb.network_mode },
         "NetworkSettings": { "Networks": sandbox_networks(state, sb) },
         "Mounts": [],

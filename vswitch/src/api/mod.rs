@@ -152,7 +152,7 @@ async fn route(
         }
         (Method::POST, ["networks", "create"]) => {
             let req: json::CreateNetworkJson = decode_body(content_type, body)?;
-            let (id, warning) = d.create_network(req.into_model())?;
+            let (id, warning) = blocking(d, move |d| d.create_network(req.into_model())).await?;
             Ok(ok_json(
                 201,
                 &serde_json::json!({ "Id": id, "Warning": warning }),
@@ -160,7 +160,7 @@ async fn route(
         }
         (Method::POST, ["networks", "prune"]) => {
             let f = Filters::parse(q.get("filters").map(String::as_str))?;
-            let deleted = d.prune_networks(&f)?;
+            let deleted = blocking(d, move |d| d.prune_networks(&f)).await?;
             let v = if deleted.is_empty() {
                 serde_json::Value::Null
             } else {
@@ -179,36 +179,62 @@ async fn route(
             Ok(ok_raw(200, d.inspect_network(id)?))
         }
         (Method::DELETE, ["networks", id]) => {
-            d.remove_network(id).await?;
+            let id = id.to_string();
+            blocking(d, move |d| d.remove_network(&id)).await?;
             Ok(empty(204))
         }
         (Method::POST, ["networks", id, "connect"]) => {
             let req: json::ConnectJson = decode_body(content_type, body)?;
             let settings = req.endpoint_config.unwrap_or_default().into_model();
-            d.connect(id, &req.container, settings).await?;
+            let id = id.to_string();
+            blocking(d, move |d| d.connect(&id, &req.container, settings)).await?;
             Ok(empty(200))
         }
         (Method::POST, ["networks", id, "disconnect"]) => {
             let req: json::DisconnectJson = decode_body(content_type, body)?;
-            d.disconnect(id, &req.container, req.force).await?;
+            let id = id.to_string();
+            blocking(d, move |d| d.disconnect(&id, &req.container, req.force)).await?;
             Ok(empty(200))
         }
         (Method::POST, ["containers", "create"]) => {
             let req: json::ContainerCreateJson = decode_body(content_type, body)?;
-            let id = d.create_container(q.get("name").cloned(), req).await?;
+            let name = q.get("name").cloned();
+            let id = blocking(d, move |d| d.create_container(name, req)).await?;
             Ok(ok_json(
                 201,
                 &serde_json::json!({ "Id": id, "Warnings": [] }),
             ))
         }
+        (Method::POST, ["containers", id, "start"]) => {
+            let id = id.to_string();
+            blocking(d, move |d| d.start_container(&id)).await?;
+            Ok(empty(204))
+        }
+        (Method::GET, ["vswitch", "networks", id, "stats"]) => {
+            let v = d.network_stats(id)?;
+            Ok(ok_json(200, &v))
+        }
         (Method::GET, ["containers", "json"]) => Ok(ok_raw(200, d.list_containers())),
         (Method::GET, ["containers", id, "json"]) => Ok(ok_raw(200, d.inspect_container(id)?)),
         (Method::DELETE, ["containers", id]) => {
-            d.remove_container(id).await?;
+            let id = id.to_string();
+            let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+            blocking(d, move |d| d.remove_container(&id, force)).await?;
             Ok(empty(204))
         }
         _ => Err(Error::NotFound("page not found".into())),
     }
+}
+
+/// Run a daemon operation (it may block on namespaces and the datapath) off the runtime.
+async fn blocking<T: Send + 'static>(
+    d: &Arc<Daemon>,
+    f: impl FnOnce(&Daemon) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let d = d.clone();
+    tokio::task::spawn_blocking(move || f(&d))
+        .await
+        .map_err(|e| Error::Internal(format!("operation failed: {e}")))?
 }
 
 fn ping(method: &Method) -> Resp {

@@ -7,10 +7,18 @@ use vswitch::daemon::{Config, Daemon};
 use vswitch::model::PoolSettings;
 
 #[derive(Parser, Debug)]
-#[command(name = "vswitchd", version, about = "Userspace virtual switch daemon with a Docker-compatible API")]
+#[command(
+    name = "vswitchd",
+    version,
+    about = "Userspace virtual switch daemon with a Docker-compatible API"
+)]
 struct Args {
     /// Socket to serve the API on (unix:///path.sock).
-    #[arg(short = 'H', long = "host", default_value = "unix:///run/vswitch/vswitchd.sock")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/vswitch/vswitchd.sock"
+    )]
     host: Vec<String>,
     /// Directory for persistent state.
     #[arg(long, default_value = "/var/lib/vswitch")]
@@ -22,6 +30,9 @@ struct Args {
     /// (repeatable; replaces the built-in list).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
+    /// Datapath worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -32,14 +43,24 @@ fn parse_pool(s: &str) -> Result<ipam::PoolSpec, String> {
     let mut size = None;
     for kv in s.split(',') {
         match kv.split_once('=') {
-            Some(("base", v)) => base = Some(v.parse().map_err(|e| format!("invalid base {v}: {e}"))?),
-            Some(("size", v)) => size = Some(v.parse().map_err(|e| format!("invalid size {v}: {e}"))?),
-            _ => return Err(format!("invalid default address pool {s:?}: expected base=CIDR,size=N")),
+            Some(("base", v)) => {
+                base = Some(v.parse().map_err(|e| format!("invalid base {v}: {e}"))?)
+            }
+            Some(("size", v)) => {
+                size = Some(v.parse().map_err(|e| format!("invalid size {v}: {e}"))?)
+            }
+            _ => {
+                return Err(format!(
+                    "invalid default address pool {s:?}: expected base=CIDR,size=N"
+                ))
+            }
         }
     }
     match (base, size) {
         (Some(base), Some(size)) => Ok(ipam::PoolSpec { base, size }),
-        _ => Err(format!("invalid default address pool {s:?}: expected base=CIDR,size=N")),
+        _ => Err(format!(
+            "invalid default address pool {s:?}: expected base=CIDR,size=N"
+        )),
     }
 }
 
@@ -79,12 +100,14 @@ fn run(args: Args) -> Result<(), String> {
         .map(|h| socket_path(h))
         .collect::<Result<_, _>>()?;
     for dir in [&args.data_root, &args.exec_root] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let daemon = Daemon::open(Config {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
         pools,
+        workers: args.workers,
     })
     .map_err(|e| e.to_string())?;
     let daemon = Arc::new(daemon);

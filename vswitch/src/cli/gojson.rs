@@ -192,9 +192,6 @@ fn reformat(src: &[u8], ind: Option<(&str, &str)>) -> Result<String, SyntaxError
             }
             b'{' | b'[' => {
                 need_indent = ind.is_some();
-                if ind.is_none() {
-                    // compact mode: nothing to delay
-                }
                 dst.push(c);
             }
             b',' => {
@@ -269,20 +266,9 @@ fn value_end(src: &[u8]) -> usize {
 }
 
 fn validate(src: &[u8]) -> Result<(), SyntaxError> {
-    let mut de = serde_json::Deserializer::from_slice(src);
-    serde::de::IgnoredAny::deserialize_any_value(&mut de)
-        .and_then(|_| de.end())
+    serde_json::from_slice::<serde::de::IgnoredAny>(src)
+        .map(|_| ())
         .map_err(|e| SyntaxError(e.to_string()))
-}
-
-trait DeserializeAnyValue {
-    fn deserialize_any_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error>;
-}
-
-impl DeserializeAnyValue for serde::de::IgnoredAny {
-    fn deserialize_any_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
-        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| ())
-    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,10 @@ mod tests {
 
     #[test]
     fn seed_handover_bridge_then_mynetwork() {
-        let both = [c("mynetwork", false, 0, true, false), c("bridge", false, 0, true, false)];
+        let both = [
+            c("mynetwork", false, 0, true, false),
+            c("bridge", false, 0, true, false),
+        ];
         assert_eq!(default_gateway(&both), Some(1));
         let after = [c("mynetwork", false, 0, true, false)];
         assert_eq!(default_gateway(&after), Some(0));
@@ -75,17 +78,29 @@ mod tests {
     #[test]
     fn order_rules() {
         // gwbridge last even though alphabetically first.
-        let v = [c(GWBRIDGE_NAME, false, 0, true, false), c("zzz", false, 0, true, false)];
+        let v = [
+            c(GWBRIDGE_NAME, false, 0, true, false),
+            c("zzz", false, 0, true, false),
+        ];
         assert_eq!(default_gateway(&v), Some(1));
         // internal networks never provide the default route.
-        let v = [c("aaa", true, 0, true, false), c("zzz", false, 0, true, false)];
+        let v = [
+            c("aaa", true, 0, true, false),
+            c("zzz", false, 0, true, false),
+        ];
         assert_eq!(default_gateway(&v), Some(1));
         let v = [c("aaa", true, 0, true, false)];
         assert_eq!(default_gateway(&v), None);
         // dual stack first, then priority.
-        let v = [c("aaa", false, 0, true, false), c("zzz", false, 0, true, true)];
+        let v = [
+            c("aaa", false, 0, true, false),
+            c("zzz", false, 0, true, true),
+        ];
         assert_eq!(default_gateway(&v), Some(1));
-        let v = [c("aaa", false, 0, true, false), c("zzz", false, 5, true, false)];
+        let v = [
+            c("aaa", false, 0, true, false),
+            c("zzz", false, 5, true, false),
+        ];
         assert_eq!(default_gateway(&v), Some(1));
     }
 }

@@ -118,9 +118,9 @@ impl Network {
 
     /// Name of the host-side interface of a bridge network.
     pub fn bridge_name(&self) -> String {
-        self.bridge_options().bridge_name.unwrap_or_else(|| {
-            format!("{BRIDGE_NAME_PREFIX}{}", util::short_id(&self.id))
-        })
+        self.bridge_options()
+            .bridge_name
+            .unwrap_or_else(|| format!("{BRIDGE_NAME_PREFIX}{}", util::short_id(&self.id)))
     }
 
     pub fn gateway(&self, v6: bool) -> Option<IpAddr> {
@@ -172,6 +172,15 @@ pub struct Sandbox {
     /// Path of the network namespace, once the datapath made or adopted one.
     #[serde(default)]
     pub netns: Option<String>,
+    /// The namespace was handed over by a runtime: never kill what runs in it.
+    #[serde(default)]
+    pub adopted: bool,
+    /// Command started inside by `start` (`vswitch run -d`).
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// Pid of that command, once started.
+    #[serde(default)]
+    pub pid: Option<u32>,
 }
 
 /// The `docker network create` request, decoded.
@@ -248,7 +257,8 @@ impl State {
             settings,
             store: None,
         };
-        s.ensure_predefined().expect("in-memory predefined networks");
+        s.ensure_predefined()
+            .expect("in-memory predefined networks");
         s
     }
 
@@ -317,7 +327,11 @@ impl State {
     }
 
     fn ensure_predefined(&mut self) -> Result<()> {
-        if !self.networks.values().any(|n| n.name == "bridge" && n.predefined) {
+        if !self
+            .networks
+            .values()
+            .any(|n| n.name == "bridge" && n.predefined)
+        {
             let subnet: IpNet = DEFAULT_BRIDGE_SUBNET.parse().expect("constant subnet");
             let cfg = SubnetConfig {
                 subnet,
@@ -344,7 +358,11 @@ impl State {
             self.insert_network(n)?;
         }
         for (name, driver) in [("host", Driver::Host), ("none", Driver::Null)] {
-            if !self.networks.values().any(|n| n.name == name && n.predefined) {
+            if !self
+                .networks
+                .values()
+                .any(|n| n.name == name && n.predefined)
+            {
                 self.insert_network(predefined_network(name, driver, BTreeMap::new()))?;
             }
         }
@@ -472,7 +490,9 @@ impl State {
         reserved: &[IpNet],
     ) -> Result<(Network, Vec<String>)> {
         if req.name.is_empty() {
-            return Err(Error::InvalidParameter("invalid name: name is empty".into()));
+            return Err(Error::InvalidParameter(
+                "invalid name: name is empty".into(),
+            ));
         }
         if PREDEFINED_NAMES.contains(&req.name.as_str()) {
             return Err(Error::Forbidden(format!(
@@ -560,7 +580,11 @@ impl State {
                     subnet: c.subnet.to_string(),
                     ip_range: c.ip_range.map(|r| r.to_string()),
                     gateway: c.gateway.map(|g| g.to_string()),
-                    aux: c.aux.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+                    aux: c
+                        .aux
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect(),
                 })
                 .collect();
             req.options = cfg.options.clone();
@@ -589,8 +613,8 @@ impl State {
         }
         let mut warnings = options::misspelling_warnings(&req.options);
 
-        let mut configs = ipam::validate(&req.ipam_config)
-            .map_err(|e| Error::InvalidParameter(e.to_string()))?;
+        let mut configs =
+            ipam::validate(&req.ipam_config).map_err(|e| Error::InvalidParameter(e.to_string()))?;
         let user_subnets = !configs.is_empty();
         for c in &configs {
             let v6 = c.subnet.addr().is_ipv6();
@@ -628,7 +652,9 @@ impl State {
                     };
                     let subnet = ipam::choose_subnet(pools, &allocated, reserved, v6).map_err(
                         |e| match e {
-                            ipam::IpamError::NoMoreSubnets => Error::InvalidParameter(e.to_string()),
+                            ipam::IpamError::NoMoreSubnets => {
+                                Error::InvalidParameter(e.to_string())
+                            }
                             other => Error::Internal(other.to_string()),
                         },
                     )?;
@@ -654,7 +680,11 @@ impl State {
             name: req.name,
             created: util::now_rfc3339(),
             scope: "local".into(),
-            driver: if req.config_only { Driver::Null } else { driver },
+            driver: if req.config_only {
+                Driver::Null
+            } else {
+                driver
+            },
             enable_ipv4,
             enable_ipv6,
             ipam_driver,
@@ -767,6 +797,9 @@ impl State {
             endpoints: Vec::new(),
             next_if_index: 0,
             netns: None,
+            adopted: false,
+            cmd: Vec::new(),
+            pid: None,
         };
         let ep = self.new_endpoint(&net, &mut sb, &settings)?;
         sb.endpoints.push(ep.clone());
@@ -791,17 +824,17 @@ impl State {
         Ok(sb)
     }
 
-    /// Record where a sandbox's namespace lives (set by the datapath).
-    pub fn set_sandbox_netns(&mut self, id: &str, netns: Option<String>) -> Result<()> {
+    /// Change a sandbox's runtime fields (namespace, command, pid) and persist them.
+    pub fn update_sandbox(&mut self, id: &str, f: impl FnOnce(&mut Sandbox)) -> Result<Sandbox> {
         let mut sb = self
             .sandboxes
             .get(id)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
-        sb.netns = netns;
+        f(&mut sb);
         self.persist_sandbox(&sb)?;
-        self.sandboxes.insert(sb.id.clone(), sb);
-        Ok(())
+        self.sandboxes.insert(sb.id.clone(), sb.clone());
+        Ok(sb)
     }
 
     /// `docker network connect`. Returns the sandbox and its new endpoint.
@@ -836,11 +869,9 @@ impl State {
             Err(e) => {
                 // With force, Docker removes a stale endpoint of that name instead.
                 if force {
-                    if let Some(sb) = self
-                        .sandboxes
-                        .values()
-                        .find(|s| s.name == container && s.endpoints.iter().any(|e| e.network_id == net.id))
-                    {
+                    if let Some(sb) = self.sandboxes.values().find(|s| {
+                        s.name == container && s.endpoints.iter().any(|e| e.network_id == net.id)
+                    }) {
                         let id = sb.id.clone();
                         return self.disconnect(&net.id, &id, false);
                     }
@@ -935,16 +966,25 @@ impl State {
         let req6 = parse(&s.ipv6, true, &mut problems);
         let static_ip = req4.is_some() || req6.is_some();
         if static_ip && net.is_default_bridge() {
-            problems.push("user specified IP address is supported on user defined networks only".into());
+            problems.push(
+                "user specified IP address is supported on user defined networks only".into(),
+            );
         } else if static_ip && !net.user_subnets {
             problems.push("user specified IP address is supported only when connecting to networks with user configured subnets".into());
         }
-        if !s.aliases.is_empty() && (net.is_default_bridge() || net.driver == Driver::Null || net.driver == Driver::Host) {
-            problems.push("network-scoped alias is supported only for containers in user defined networks".into());
+        if !s.aliases.is_empty()
+            && (net.is_default_bridge() || net.driver == Driver::Null || net.driver == Driver::Host)
+        {
+            problems.push(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            );
         }
         for a in req4.iter().chain(req6.iter()) {
             if !net.configs().iter().any(|c| c.subnet.contains(a)) && problems.is_empty() {
-                problems.push(format!("no configured subnet or ip-range contain the IP address {a}"));
+                problems.push(format!(
+                    "no configured subnet or ip-range contain the IP address {a}"
+                ));
             }
         }
         if !problems.is_empty() {
@@ -978,13 +1018,16 @@ impl State {
             .get_mut(&net.id)
             .ok_or_else(|| Error::Internal(format!("network {} has no address pools", net.name)))?;
         if net.enable_ipv4 {
-            let (addr, subnet) = pools.allocate(false, req4).map_err(|e| alloc_error(e, net, false))?;
+            let (addr, subnet) = pools
+                .allocate(false, req4)
+                .map_err(|e| alloc_error(e, net, false))?;
             ep.ipv4 = Some(IpNet::new(addr, subnet.prefix_len()).expect("prefix from subnet"));
         }
         if net.enable_ipv6 && pools.has_family(true) {
             match pools.allocate(true, req6) {
                 Ok((addr, subnet)) => {
-                    ep.ipv6 = Some(IpNet::new(addr, subnet.prefix_len()).expect("prefix from subnet"))
+                    ep.ipv6 =
+                        Some(IpNet::new(addr, subnet.prefix_len()).expect("prefix from subnet"))
                 }
                 Err(e) => {
                     if let Some(v4) = ep.ipv4 {
@@ -1024,7 +1067,9 @@ impl State {
                 };
                 handover::GatewayCandidate {
                     network_name: n.map(|n| n.name.as_str()).unwrap_or(""),
-                    internal: n.is_none_or(|n| n.internal || n.driver == Driver::Null || n.driver == Driver::Host),
+                    internal: n.is_none_or(|n| {
+                        n.internal || n.driver == Driver::Null || n.driver == Driver::Host
+                    }),
                     gw_priority: e.gw_priority,
                     gateway4: has(false),
                     gateway6: has(true),
@@ -1044,9 +1089,11 @@ fn alloc_error(e: ipam::IpamError, net: &Network, v6: bool) -> Error {
             net.name,
             net.id
         )),
-        ipam::IpamError::OutOfRange(a) => Error::InvalidParameter(endpoint_settings_error(&[
-            format!("no configured subnet or ip-range contain the IP address {a}"),
-        ])),
+        ipam::IpamError::OutOfRange(a) => {
+            Error::InvalidParameter(endpoint_settings_error(&[format!(
+                "no configured subnet or ip-range contain the IP address {a}"
+            )]))
+        }
         other => Error::Internal(other.to_string()),
     }
 }
@@ -1079,7 +1126,9 @@ fn bool_option(
 
 fn pools_for(n: &Network) -> std::result::Result<NetworkPools, String> {
     if n.config_only {
-        return NetworkPools::new(&[]).map(|p| p.0).map_err(|e| e.to_string());
+        return NetworkPools::new(&[])
+            .map(|p| p.0)
+            .map_err(|e| e.to_string());
     }
     NetworkPools::new(n.configs())
         .map(|p| p.0)

@@ -55,7 +55,9 @@ pub enum OptionError {
     BadMtu(String),
     #[error("invalid value {0:?} for option com.docker.network.bridge.host_binding_ipv4: must be an IPv4 address")]
     BadHostBinding(String),
-    #[error("invalid bridge name {0:?}: must be 1 to 15 characters, without '/', ':' or white space")]
+    #[error(
+        "invalid bridge name {0:?}: must be 1 to 15 characters, without '/', ':' or white space"
+    )]
     BadBridgeName(String),
 }
 
@@ -73,7 +75,9 @@ pub fn valid_ifname(name: &str) -> bool {
         && name.len() <= MAX_IFNAME_LEN
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
 }
 
 /// The interpreted bridge-driver options of one network.
@@ -170,7 +174,9 @@ mod tests {
     use super::*;
 
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -148,7 +148,10 @@ fn rm_lookup_and_predefined() {
     let mut st = state();
     let n = create(&mut st, "gone");
     let e = st.remove_network("bridge").unwrap_err();
-    assert_eq!(e.to_string(), "bridge is a pre-defined network and cannot be removed");
+    assert_eq!(
+        e.to_string(),
+        "bridge is a pre-defined network and cannot be removed"
+    );
     assert_eq!(e.status(), 403);
     st.remove_network(&n.id[..10]).unwrap();
     let e = st.remove_network("gone").unwrap_err();
@@ -252,7 +255,10 @@ fn connect_errors() {
     let e = st
         .connect("tb1", "web1", EndpointSettings::default())
         .unwrap_err();
-    assert_eq!(e.to_string(), "endpoint with name web1 already exists in network tb1");
+    assert_eq!(
+        e.to_string(),
+        "endpoint with name web1 already exists in network tb1"
+    );
     st.create_sandbox(Some("web2".into()), "bridge", EndpointSettings::default())
         .unwrap();
     let e = st.connect("tb1", "web2", ip("10.15.20.50")).unwrap_err();

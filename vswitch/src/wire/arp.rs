@@ -282,6 +282,8 @@ mod tests {
             ArpPacket::new_checked(&buf[..]).err(),
             Some(Error::Unsupported("arp hardware/protocol type"))
         );
-        assert!(g.emit_frame(MacAddr::ZERO, MacAddr::BROADCAST, None, &mut [0u8; 41]).is_err());
+        assert!(g
+            .emit_frame(MacAddr::ZERO, MacAddr::BROADCAST, None, &mut [0u8; 41])
+            .is_err());
     }
 }

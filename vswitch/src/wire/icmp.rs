@@ -128,6 +128,9 @@ mod tests {
         assert!(p.verify_checksum_v6(&ph));
         assert!(!p.verify_checksum_v4());
         assert!(IcmpPacket::new_checked(&b[..3]).is_err());
-        assert_eq!(IcmpPacket::new_checked(&b[..4]).map(|p| p.echo_ident_seq()), Ok(None));
+        assert_eq!(
+            IcmpPacket::new_checked(&b[..4]).map(|p| p.echo_ident_seq()),
+            Ok(None)
+        );
     }
 }

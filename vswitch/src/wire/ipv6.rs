@@ -5,7 +5,9 @@ use std::net::Ipv6Addr;
 
 use super::checksum;
 use super::ipv4::IpProtocol;
-use super::{check_len, check_out, read_ipv6, read_u16, read_u32, write_u16, write_u32, Error, Result};
+use super::{
+    check_len, check_out, read_ipv6, read_u16, read_u32, write_u16, write_u32, Error, Result,
+};
 
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 40;
@@ -159,8 +161,8 @@ impl Ipv6Repr {
     /// Writes the 40-byte fixed header at the start of `buf`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         check_out(buf, HEADER_LEN)?;
-        let len = u16::try_from(self.payload_len)
-            .map_err(|_| Error::Malformed("ipv6 payload length"))?;
+        let len =
+            u16::try_from(self.payload_len).map_err(|_| Error::Malformed("ipv6 payload length"))?;
         write_u32(buf, VER_TC_FLOW, u32::from(VERSION) << 28);
         write_u16(buf, PAYLOAD_LEN, len);
         buf[NEXT_HEADER] = self.next_header.0;

@@ -160,7 +160,13 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        for s in ["", "02:42", "02:42:ac:11:00:02:03", "0:42:ac:11:00:02", "zz:42:ac:11:00:02"] {
+        for s in [
+            "",
+            "02:42",
+            "02:42:ac:11:00:02:03",
+            "0:42:ac:11:00:02",
+            "zz:42:ac:11:00:02",
+        ] {
             assert!(s.parse::<MacAddr>().is_err(), "{s}");
         }
         assert!(MacAddr::from_bytes(&[1, 2, 3]).is_err());

@@ -314,7 +314,13 @@ impl<'a> Segmenter<'a> {
                     return Err(Error::Unsupported("gso of an ipv4 fragment"));
                 }
                 let end = l3_off + usize::from(ip.total_len());
-                (true, l3_off + ip.header_len(), end, ip.protocol(), ip.ident())
+                (
+                    true,
+                    l3_off + ip.header_len(),
+                    end,
+                    ip.protocol(),
+                    ip.ident(),
+                )
             }
             EtherType::IPV6 => {
                 let ip = Ipv6Packet::new_checked(eth.payload())?;

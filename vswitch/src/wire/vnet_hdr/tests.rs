@@ -31,17 +31,33 @@ fn check_segment(seg: &[u8]) -> (u16, u32, u8, Vec<u8>) {
     let (ph, ident) = match p.net.as_ref().expect("ip") {
         NetSlice::Ipv4(ip) => {
             let h = ip.header();
-            assert_eq!(usize::from(h.total_len()), ip.header().slice().len() + ip.payload().payload.len());
-            assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum(), "ipv4 header checksum");
+            assert_eq!(
+                usize::from(h.total_len()),
+                ip.header().slice().len() + ip.payload().payload.len()
+            );
+            assert_eq!(
+                h.to_header().calc_header_checksum(),
+                h.header_checksum(),
+                "ipv4 header checksum"
+            );
             (
-                PseudoHeader::V4 { src: h.source_addr(), dst: h.destination_addr() },
+                PseudoHeader::V4 {
+                    src: h.source_addr(),
+                    dst: h.destination_addr(),
+                },
                 h.identification(),
             )
         }
         NetSlice::Ipv6(ip) => {
             let h = ip.header();
             assert_eq!(usize::from(h.payload_length()), ip.payload().payload.len());
-            (PseudoHeader::V6 { src: h.source_addr(), dst: h.destination_addr() }, 0)
+            (
+                PseudoHeader::V6 {
+                    src: h.source_addr(),
+                    dst: h.destination_addr(),
+                },
+                0,
+            )
         }
         NetSlice::Arp(_) => panic!("arp"),
     };
@@ -53,20 +69,28 @@ fn check_segment(seg: &[u8]) -> (u16, u32, u8, Vec<u8>) {
             }
             .expect("length fits");
             assert_eq!(want, t.checksum(), "tcp checksum (etherparse)");
-            assert!(TcpPacket::new_checked(t.slice()).expect("tcp").verify_checksum(&ph));
+            assert!(TcpPacket::new_checked(t.slice())
+                .expect("tcp")
+                .verify_checksum(&ph));
             let flags = t.header_slice()[13];
             (ident, t.sequence_number(), flags, t.payload().to_vec())
         }
         (TransportSlice::Udp(u), ph) => {
             let h = u.to_header();
             let want = match ph {
-                PseudoHeader::V4 { src, dst } => h.calc_checksum_ipv4_raw(src.octets(), dst.octets(), u.payload()),
-                PseudoHeader::V6 { src, dst } => h.calc_checksum_ipv6_raw(src.octets(), dst.octets(), u.payload()),
+                PseudoHeader::V4 { src, dst } => {
+                    h.calc_checksum_ipv4_raw(src.octets(), dst.octets(), u.payload())
+                }
+                PseudoHeader::V6 { src, dst } => {
+                    h.calc_checksum_ipv6_raw(src.octets(), dst.octets(), u.payload())
+                }
             }
             .expect("length fits");
             assert_eq!(want, u.checksum(), "udp checksum (etherparse)");
             assert_eq!(usize::from(u.length()), 8 + u.payload().len());
-            assert!(UdpPacket::new_checked(u.slice()).expect("udp").verify_checksum(&ph));
+            assert!(UdpPacket::new_checked(u.slice())
+                .expect("udp")
+                .verify_checksum(&ph));
             (ident, 0, 0, u.payload().to_vec())
         }
         _ => panic!("unexpected transport"),
@@ -76,8 +100,10 @@ fn check_segment(seg: &[u8]) -> (u16, u32, u8, Vec<u8>) {
 fn run(frame: &[u8], hdr: &VnetHdrRepr) -> Vec<Vec<u8>> {
     let mut scratch = vec![0u8; 65_536];
     let mut out = Vec::new();
-    let n = resolve_offloads(&mut frame.to_vec(), hdr, &mut scratch, |s| out.push(s.to_vec()))
-        .expect("segmentation");
+    let n = resolve_offloads(&mut frame.to_vec(), hdr, &mut scratch, |s| {
+        out.push(s.to_vec())
+    })
+    .expect("segmentation");
     assert_eq!(n, out.len());
     out
 }
@@ -106,7 +132,10 @@ fn header_errors() {
     assert!(VnetHdr::new_checked(&[0u8; 9][..]).is_err());
     let mut b = [0u8; HEADER_LEN];
     b[1] = GSO_UDP;
-    assert!(matches!(VnetHdrRepr::parse(&VnetHdr::new_checked(&b[..]).expect("len")), Err(Error::Unsupported(_))));
+    assert!(matches!(
+        VnetHdrRepr::parse(&VnetHdr::new_checked(&b[..]).expect("len")),
+        Err(Error::Unsupported(_))
+    ));
     b[1] = 9;
     assert!(VnetHdrRepr::parse(&VnetHdr::new_checked(&b[..]).expect("len")).is_err());
     b[1] = GSO_TCPV4; // gso_size 0
@@ -122,7 +151,12 @@ fn complete_checksum_tcp_v4_and_udp_v6() {
     let good = frame.clone();
     let partial = checksum::fold(ph.sum(IpProtocol::TCP, seg.len() as u32));
     write_u16(&mut frame, 34 + 16, partial);
-    let hdr = VnetHdrRepr { flags: FLAG_NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..VnetHdrRepr::NONE };
+    let hdr = VnetHdrRepr {
+        flags: FLAG_NEEDS_CSUM,
+        csum_start: 34,
+        csum_offset: 16,
+        ..VnetHdrRepr::NONE
+    };
     complete_checksum(&mut frame, &hdr).expect("complete");
     assert_eq!(frame, good);
     check_segment(&frame);
@@ -130,11 +164,24 @@ fn complete_checksum_tcp_v4_and_udp_v6() {
     // UDP over IPv6, tagged.
     let ph = v6("fd00::2", "fd00::3");
     let dg = udp_datagram(&ph, (5000, 53), &payload(101));
-    let mut frame = ip_frame(A, B, Some(VlanTag { tci: 7 }), ph, IpProtocol::UDP, &[], &dg);
+    let mut frame = ip_frame(
+        A,
+        B,
+        Some(VlanTag { tci: 7 }),
+        ph,
+        IpProtocol::UDP,
+        &[],
+        &dg,
+    );
     let start = 18 + 40;
     let partial = checksum::fold(ph.sum(IpProtocol::UDP, dg.len() as u32));
     write_u16(&mut frame, start + 6, partial);
-    let hdr = VnetHdrRepr { flags: FLAG_NEEDS_CSUM, csum_start: start as u16, csum_offset: 6, ..VnetHdrRepr::NONE };
+    let hdr = VnetHdrRepr {
+        flags: FLAG_NEEDS_CSUM,
+        csum_start: start as u16,
+        csum_offset: 6,
+        ..VnetHdrRepr::NONE
+    };
     let out = run(&frame, &hdr);
     assert_eq!(out.len(), 1);
     check_segment(&out[0]);
@@ -143,7 +190,12 @@ fn complete_checksum_tcp_v4_and_udp_v6() {
     let before = frame.clone();
     complete_checksum(&mut frame, &VnetHdrRepr::NONE).expect("noop");
     assert_eq!(frame, before);
-    let bad = VnetHdrRepr { flags: FLAG_NEEDS_CSUM, csum_start: frame.len() as u16 - 1, csum_offset: 0, ..VnetHdrRepr::NONE };
+    let bad = VnetHdrRepr {
+        flags: FLAG_NEEDS_CSUM,
+        csum_start: frame.len() as u16 - 1,
+        csum_offset: 0,
+        ..VnetHdrRepr::NONE
+    };
     assert!(complete_checksum(&mut frame, &bad).is_err());
 }
 
@@ -154,7 +206,11 @@ fn check_tcp_gso(ph: PseudoHeader, vlan: Option<VlanTag>, ip_opts: &[u8], len: u
     let seq0 = 0xffff_f000; // wraps
     let seg = tcp_segment(&ph, (40000, 5201), seq0, flags, &tcp_opts, &data);
     let frame = ip_frame(A, B, vlan, ph, IpProtocol::TCP, ip_opts, &seg);
-    let t = if matches!(ph, PseudoHeader::V4 { .. }) { GsoType::TcpV4 } else { GsoType::TcpV6 };
+    let t = if matches!(ph, PseudoHeader::V4 { .. }) {
+        GsoType::TcpV4
+    } else {
+        GsoType::TcpV6
+    };
     let hdr = gso(t, mss);
     let seg0 = Segmenter::new(&frame, &hdr).expect("valid");
     let out = run(&frame, &hdr);
@@ -165,7 +221,10 @@ fn check_tcp_gso(ph: PseudoHeader, vlan: Option<VlanTag>, ip_opts: &[u8], len: u
     for (i, s) in out.iter().enumerate() {
         assert!(s.len() <= seg0.max_segment_len());
         if let Some(tag) = vlan {
-            assert_eq!(&s[12..16], &[0x81, 0x00, (tag.tci >> 8) as u8, tag.tci as u8]);
+            assert_eq!(
+                &s[12..16],
+                &[0x81, 0x00, (tag.tci >> 8) as u8, tag.tci as u8]
+            );
         }
         let (ident, seq, f, p) = check_segment(s);
         if matches!(ph, PseudoHeader::V4 { .. }) {
@@ -173,7 +232,11 @@ fn check_tcp_gso(ph: PseudoHeader, vlan: Option<VlanTag>, ip_opts: &[u8], len: u
         }
         assert_eq!(seq, seq0.wrapping_add(joined.len() as u32));
         let last = i + 1 == out.len();
-        assert_eq!(f & (tcp::FLAG_FIN | tcp::FLAG_PSH) != 0, last, "FIN/PSH on last only");
+        assert_eq!(
+            f & (tcp::FLAG_FIN | tcp::FLAG_PSH) != 0,
+            last,
+            "FIN/PSH on last only"
+        );
         assert_eq!(f & tcp::FLAG_CWR != 0, i == 0, "CWR on first only");
         assert!(f & tcp::FLAG_ACK != 0);
         assert!(p.len() <= usize::from(mss));
@@ -186,7 +249,13 @@ fn check_tcp_gso(ph: PseudoHeader, vlan: Option<VlanTag>, ip_opts: &[u8], len: u
 fn tso_v4_segments_are_valid() {
     check_tcp_gso(v4("172.17.0.2", "172.17.0.3"), None, &[], 7300, 1448);
     check_tcp_gso(v4("172.17.0.2", "172.17.0.3"), None, &[], 65_000, 1448);
-    check_tcp_gso(v4("10.0.0.1", "10.0.0.2"), Some(VlanTag { tci: 0x0064 }), &[1, 1, 1, 0], 3000, 1000);
+    check_tcp_gso(
+        v4("10.0.0.1", "10.0.0.2"),
+        Some(VlanTag { tci: 0x0064 }),
+        &[1, 1, 1, 0],
+        3000,
+        1000,
+    );
     check_tcp_gso(v4("10.0.0.1", "10.0.0.2"), None, &[], 1000, 1448); // one segment
     check_tcp_gso(v4("10.0.0.1", "10.0.0.2"), None, &[], 0, 1448); // no payload
     check_tcp_gso(v4("10.0.0.1", "10.0.0.2"), None, &[], 2921, 1); // odd sizes
@@ -195,7 +264,13 @@ fn tso_v4_segments_are_valid() {
 #[test]
 fn tso_v6_segments_are_valid() {
     check_tcp_gso(v6("fd00::2", "fd00::3"), None, &[], 20_000, 1428);
-    check_tcp_gso(v6("fd00::2", "fd00::3"), Some(VlanTag { tci: 5 }), &[], 4097, 512);
+    check_tcp_gso(
+        v6("fd00::2", "fd00::3"),
+        Some(VlanTag { tci: 5 }),
+        &[],
+        4097,
+        512,
+    );
 }
 
 #[test]
@@ -227,7 +302,9 @@ fn segmentation_errors() {
     let mut scratch = [0u8; 1000];
     // Scratch smaller than one segment: error before anything is emitted.
     let mut emitted = 0;
-    let r = segment_tcp(&frame, &gso(GsoType::TcpV4, 1448), &mut scratch, |_| emitted += 1);
+    let r = segment_tcp(&frame, &gso(GsoType::TcpV4, 1448), &mut scratch, |_| {
+        emitted += 1
+    });
     assert!(matches!(r, Err(Error::BufferTooSmall { .. })));
     assert_eq!(emitted, 0);
     let mut big = vec![0u8; 2000];

@@ -1,0 +1,3 @@
+//! Port kinds behind one batch rx/tx interface.
+
+pub mod tap;

@@ -1,0 +1,149 @@
+//! Per-switch counters: plain `u64` fields, one per drop reason, for tests and metrics.
+
+use std::fmt;
+
+/// Why a frame (or, for a flood, one copy of it) was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Too short for its Ethernet header, or an ARP/IPv4/IPv6 header that does not parse.
+    Malformed,
+    /// Received on a port the switch does not have.
+    UnknownPort,
+    /// Source MAC multicast, broadcast or all-zero.
+    InvalidSourceMac,
+    /// Destination in the IEEE 802.1D reserved group `01:80:c2:00:00:0x`, never bridged.
+    LinkLocalGroup,
+    /// A container sent with a MAC (Ethernet source or ARP sender) not its own.
+    SpoofedMac,
+    /// A container sent with an IP (IPv4, ARP sender, non-link-local IPv6) not its own.
+    SpoofedIp,
+    /// The destination is the port the frame came from.
+    SamePort,
+    /// `enable_icc=false`: container to container.
+    Icc,
+    /// Internal network: traffic between a container and outside the network's subnets.
+    Internal,
+    /// Tunnel to tunnel: a frame from the underlay never goes back into it.
+    SplitHorizon,
+}
+
+impl DropReason {
+    /// Every reason, for metrics.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Malformed,
+        DropReason::UnknownPort,
+        DropReason::InvalidSourceMac,
+        DropReason::LinkLocalGroup,
+        DropReason::SpoofedMac,
+        DropReason::SpoofedIp,
+        DropReason::SamePort,
+        DropReason::Icc,
+        DropReason::Internal,
+        DropReason::SplitHorizon,
+    ];
+
+    /// A stable name (metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownPort => "unknown_port",
+            DropReason::InvalidSourceMac => "invalid_source_mac",
+            DropReason::LinkLocalGroup => "link_local_group",
+            DropReason::SpoofedMac => "spoofed_mac",
+            DropReason::SpoofedIp => "spoofed_ip",
+            DropReason::SamePort => "same_port",
+            DropReason::Icc => "icc",
+            DropReason::Internal => "internal",
+            DropReason::SplitHorizon => "split_horizon",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a switch has done since it was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames handed to `process`.
+    pub rx_frames: u64,
+    /// Frames sent to the one port that holds their destination MAC.
+    pub unicast: u64,
+    /// Frames flooded (unknown unicast, broadcast, multicast).
+    pub flooded: u64,
+    /// Copies sent by floods.
+    pub flood_copies: u64,
+    /// Flood copies the policy refused (ICC, internal, split horizon), counted apart from
+    /// whole-frame drops.
+    pub flood_copies_denied: u64,
+    /// ARP requests answered by the switch.
+    pub arp_replies: u64,
+    /// New FDB entries.
+    pub fdb_learned: u64,
+    /// FDB entries that moved to another port.
+    pub fdb_moved: u64,
+    /// Source MACs not learned because the FDB was at its cap.
+    pub fdb_full: u64,
+    /// Dropped: [`DropReason::Malformed`].
+    pub drop_malformed: u64,
+    /// Dropped: [`DropReason::UnknownPort`].
+    pub drop_unknown_port: u64,
+    /// Dropped: [`DropReason::InvalidSourceMac`].
+    pub drop_invalid_source_mac: u64,
+    /// Dropped: [`DropReason::LinkLocalGroup`].
+    pub drop_link_local_group: u64,
+    /// Dropped: [`DropReason::SpoofedMac`].
+    pub drop_spoofed_mac: u64,
+    /// Dropped: [`DropReason::SpoofedIp`].
+    pub drop_spoofed_ip: u64,
+    /// Dropped: [`DropReason::SamePort`].
+    pub drop_same_port: u64,
+    /// Dropped: [`DropReason::Icc`].
+    pub drop_icc: u64,
+    /// Dropped: [`DropReason::Internal`].
+    pub drop_internal: u64,
+    /// Dropped: [`DropReason::SplitHorizon`].
+    pub drop_split_horizon: u64,
+}
+
+impl Counters {
+    /// The counter of `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Malformed => self.drop_malformed,
+            DropReason::UnknownPort => self.drop_unknown_port,
+            DropReason::InvalidSourceMac => self.drop_invalid_source_mac,
+            DropReason::LinkLocalGroup => self.drop_link_local_group,
+            DropReason::SpoofedMac => self.drop_spoofed_mac,
+            DropReason::SpoofedIp => self.drop_spoofed_ip,
+            DropReason::SamePort => self.drop_same_port,
+            DropReason::Icc => self.drop_icc,
+            DropReason::Internal => self.drop_internal,
+            DropReason::SplitHorizon => self.drop_split_horizon,
+        }
+    }
+
+    /// All whole-frame drops.
+    pub fn total_drops(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
+    }
+
+    pub(crate) fn count_drop(&mut self, reason: DropReason) {
+        let c = match reason {
+            DropReason::Malformed => &mut self.drop_malformed,
+            DropReason::UnknownPort => &mut self.drop_unknown_port,
+            DropReason::InvalidSourceMac => &mut self.drop_invalid_source_mac,
+            DropReason::LinkLocalGroup => &mut self.drop_link_local_group,
+            DropReason::SpoofedMac => &mut self.drop_spoofed_mac,
+            DropReason::SpoofedIp => &mut self.drop_spoofed_ip,
+            DropReason::SamePort => &mut self.drop_same_port,
+            DropReason::Icc => &mut self.drop_icc,
+            DropReason::Internal => &mut self.drop_internal,
+            DropReason::SplitHorizon => &mut self.drop_split_horizon,
+        };
+        *c += 1;
+    }
+}

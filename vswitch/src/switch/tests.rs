@@ -1,0 +1,794 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use super::*;
+use crate::wire::testutil::{arp_frame, ip_frame, udp_datagram, v4, v6};
+use crate::wire::{ArpRepr, EthernetFrame, IpProtocol, MacAddr};
+
+const GW_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
+
+fn ip4(s: &str) -> Ipv4Addr {
+    s.parse().expect("ipv4")
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().expect("ipv6")
+}
+
+fn cmac(last: u8) -> MacAddr {
+    MacAddr::from_ipv4(Ipv4Addr::new(172, 18, 0, last))
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// A network 172.18.0.0/16 + fd00::/64: host port (gateway .1, fd00::1) and three containers
+/// .2 .3 .4 (fd00::2 …).
+struct Net {
+    sw: Switch,
+    host: PortId,
+    c: [PortId; 3],
+    out: Decisions,
+}
+
+impl Net {
+    fn new(config: SwitchConfig) -> Net {
+        let mut sw = Switch::new(SwitchConfig {
+            subnets: vec![
+                "172.18.0.0/16".parse().expect("net"),
+                "fd00::/64".parse().expect("net"),
+            ],
+            ..config
+        });
+        let host = sw
+            .add_port(
+                PortConfig::host(GW_MAC)
+                    .with_ipv4(ip4("172.18.0.1"))
+                    .with_ipv6(ip6("fd00::1")),
+            )
+            .expect("host");
+        let mut c = [PortId(0); 3];
+        for (i, id) in c.iter_mut().enumerate() {
+            let n = i as u8 + 2;
+            *id = sw
+                .add_port(
+                    PortConfig::container(cmac(n))
+                        .with_ipv4(Ipv4Addr::new(172, 18, 0, n))
+                        .with_ipv6(ip6(&format!("fd00::{n}"))),
+                )
+                .expect("container");
+        }
+        Net {
+            sw,
+            host,
+            c,
+            out: Decisions::default(),
+        }
+    }
+
+    fn default() -> Net {
+        Net::new(SwitchConfig::default())
+    }
+
+    /// Processes one frame; returns its verdict and the ports it goes to.
+    fn send(&mut self, port: PortId, frame: &[u8], now: Duration) -> (Verdict, Vec<PortId>) {
+        self.out.clear();
+        let v = self.sw.process(port, frame, now, &mut self.out);
+        let mut ports: Vec<PortId> = self.out.tx().iter().map(|t| t.port).collect();
+        ports.sort();
+        (v, ports)
+    }
+}
+
+fn udp4(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Vec<u8> {
+    let ph = v4(src, dst);
+    ip_frame(
+        src_mac,
+        dst_mac,
+        None,
+        ph,
+        IpProtocol::UDP,
+        &[],
+        &udp_datagram(&ph, (1000, 2000), b"hello"),
+    )
+}
+
+fn udp6(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Vec<u8> {
+    let ph = v6(src, dst);
+    ip_frame(
+        src_mac,
+        dst_mac,
+        None,
+        ph,
+        IpProtocol::UDP,
+        &[],
+        &udp_datagram(&ph, (1000, 2000), b"hello"),
+    )
+}
+
+fn raw(src: MacAddr, dst: MacAddr) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&dst.0);
+    f[6..12].copy_from_slice(&src.0);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f
+}
+
+#[test]
+fn learning_then_unicast() {
+    let mut n = Net::default();
+    let [a, b, c] = n.c;
+    // a → b unknown: flooded to everyone else.
+    let (v, ports) = n.send(
+        a,
+        &udp4(cmac(2), cmac(3), "172.18.0.2", "172.18.0.3"),
+        secs(1),
+    );
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    assert_eq!(ports, vec![n.host, b, c]);
+    // b → a: a was learned, unicast.
+    let (v, ports) = n.send(
+        b,
+        &udp4(cmac(3), cmac(2), "172.18.0.3", "172.18.0.2"),
+        secs(2),
+    );
+    assert_eq!((v, ports), (Verdict::Forward(a), vec![a]));
+    // a → b: now known too.
+    let (v, _) = n.send(
+        a,
+        &udp4(cmac(2), cmac(3), "172.18.0.2", "172.18.0.3"),
+        secs(3),
+    );
+    assert_eq!(v, Verdict::Forward(b));
+    assert_eq!(n.sw.counters().fdb_learned, 2);
+    assert_eq!(n.sw.counters().unicast, 2);
+    assert_eq!(n.sw.counters().flooded, 1);
+}
+
+#[test]
+fn ageing_at_300_s() {
+    let mut n = Net::default();
+    let [a, b, _] = n.c;
+    n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(10));
+    let to_a = raw(cmac(3), cmac(2));
+    assert_eq!(n.send(b, &to_a, secs(309)).0, Verdict::Forward(a));
+    assert_eq!(n.sw.fdb().get(&cmac(2), 309_999), Some(a));
+    // 300 s after the last frame from a, the entry is gone: flood again.
+    assert_eq!(n.send(b, &to_a, secs(310)).0, Verdict::Flood { copies: 3 });
+    assert_eq!(n.sw.fdb().get(&cmac(2), 310_000), None);
+}
+
+#[test]
+fn fdb_cap_limits_learning_but_known_flows_work() {
+    let mut n = Net::new(SwitchConfig {
+        fdb_cap: 2,
+        ..SwitchConfig::default()
+    });
+    let [a, b, c] = n.c;
+    n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1));
+    n.send(b, &raw(cmac(3), MacAddr::BROADCAST), secs(1));
+    n.send(c, &raw(cmac(4), MacAddr::BROADCAST), secs(1));
+    // The host port sends from many MACs (a host routes for others): none learned.
+    for i in 0..50u8 {
+        n.send(
+            n.host,
+            &raw(MacAddr([2, 9, 9, 9, 9, i]), MacAddr::BROADCAST),
+            secs(2),
+        );
+    }
+    assert_eq!(n.sw.fdb().len(), 2);
+    assert_eq!(n.sw.counters().fdb_full, 51);
+    // Known MACs keep working and refreshing.
+    assert_eq!(
+        n.send(c, &raw(cmac(4), cmac(2)), secs(200)).0,
+        Verdict::Forward(a)
+    );
+    assert_eq!(
+        n.send(a, &raw(cmac(2), cmac(3)), secs(250)).0,
+        Verdict::Forward(b)
+    );
+    // c's MAC was never learned: frames to it are flooded.
+    assert_eq!(
+        n.send(a, &raw(cmac(2), cmac(4)), secs(250)).0,
+        Verdict::Flood { copies: 3 }
+    );
+    // Past b's ageing, a sweep makes room for c.
+    n.send(c, &raw(cmac(4), MacAddr::BROADCAST), secs(302));
+    assert_eq!(n.sw.fdb().len(), 2);
+    assert_eq!(
+        n.send(a, &raw(cmac(2), cmac(4)), secs(303)).0,
+        Verdict::Forward(c)
+    );
+}
+
+#[test]
+fn mac_move_relearned() {
+    let mut n = Net::new(SwitchConfig {
+        anti_spoofing: false,
+        ..SwitchConfig::default()
+    });
+    let [a, b, c] = n.c;
+    n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1));
+    assert_eq!(
+        n.send(c, &raw(cmac(4), cmac(2)), secs(1)).0,
+        Verdict::Forward(a)
+    );
+    n.send(b, &raw(cmac(2), MacAddr::BROADCAST), secs(2));
+    assert_eq!(n.sw.counters().fdb_moved, 1);
+    assert_eq!(
+        n.send(c, &raw(cmac(4), cmac(2)), secs(2)).0,
+        Verdict::Forward(b)
+    );
+}
+
+#[test]
+fn flood_set_broadcast_multicast_unknown() {
+    let mut n = Net::default();
+    let [a, b, c] = n.c;
+    for dst in [
+        MacAddr::BROADCAST,
+        MacAddr([0x01, 0, 0x5e, 0, 0, 0xfb]),
+        MacAddr([2, 1, 1, 1, 1, 1]),
+    ] {
+        let (v, ports) = n.send(b, &raw(cmac(3), dst), secs(1));
+        assert_eq!(v, Verdict::Flood { copies: 3 });
+        assert_eq!(ports, vec![n.host, a, c], "all but the input port");
+        assert!(n.out.tx().iter().all(|t| t.frame == FrameRef::Input(0)));
+    }
+}
+
+#[test]
+fn frame_to_input_port_dropped() {
+    let mut n = Net::new(SwitchConfig {
+        anti_spoofing: false,
+        ..SwitchConfig::default()
+    });
+    let a = n.c[0];
+    n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1));
+    n.send(
+        a,
+        &raw(MacAddr([2, 7, 7, 7, 7, 7]), MacAddr::BROADCAST),
+        secs(1),
+    );
+    let (v, ports) = n.send(a, &raw(cmac(2), MacAddr([2, 7, 7, 7, 7, 7])), secs(1));
+    assert_eq!((v, ports), (Verdict::Drop(DropReason::SamePort), vec![]));
+    assert_eq!(n.sw.counters().drop_same_port, 1);
+}
+
+#[test]
+fn invalid_sources_and_reserved_groups_dropped() {
+    let mut n = Net::default();
+    let h = n.host;
+    for src in [
+        MacAddr::BROADCAST,
+        MacAddr([0x01, 0, 0x5e, 0, 0, 1]),
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+        MacAddr::ZERO,
+    ] {
+        let (v, ports) = n.send(h, &raw(src, MacAddr::BROADCAST), secs(1));
+        assert_eq!(
+            (v, ports),
+            (Verdict::Drop(DropReason::InvalidSourceMac), vec![])
+        );
+    }
+    assert_eq!(n.sw.counters().drop_invalid_source_mac, 4);
+    assert!(n.sw.fdb().is_empty(), "nothing learned from them");
+    let stp = MacAddr([0x01, 0x80, 0xc2, 0, 0, 0]);
+    assert_eq!(
+        n.send(h, &raw(GW_MAC, stp), secs(1)).0,
+        Verdict::Drop(DropReason::LinkLocalGroup)
+    );
+}
+
+#[test]
+fn malformed_and_unknown_port() {
+    let mut n = Net::default();
+    let a = n.c[0];
+    assert_eq!(
+        n.send(a, &[0u8; 13], secs(1)).0,
+        Verdict::Drop(DropReason::Malformed)
+    );
+    let mut bad_ip = udp4(cmac(2), MacAddr::BROADCAST, "172.18.0.2", "172.18.0.3");
+    bad_ip[14] = 0x45 + 0x10; // version 5
+    assert_eq!(
+        n.send(a, &bad_ip, secs(1)).0,
+        Verdict::Drop(DropReason::Malformed)
+    );
+    let short_arp = &arp_frame(
+        cmac(2),
+        MacAddr::BROADCAST,
+        &ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.0.9")),
+    )[..40];
+    assert_eq!(
+        n.send(a, short_arp, secs(1)).0,
+        Verdict::Drop(DropReason::Malformed)
+    );
+    assert_eq!(
+        n.send(PortId(99), &raw(cmac(2), MacAddr::BROADCAST), secs(1))
+            .0,
+        Verdict::Drop(DropReason::UnknownPort)
+    );
+    assert_eq!(n.sw.counters().drop_malformed, 3);
+    assert_eq!(n.sw.counters().total_drops(), 4);
+}
+
+#[test]
+fn arp_request_for_container_answered_with_exact_bytes() {
+    let mut n = Net::default();
+    let a = n.c[0];
+    let req = ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.0.3"));
+    let (v, ports) = n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1));
+    assert_eq!(
+        (v, ports),
+        (Verdict::ArpReply, vec![a]),
+        "reply out of the input port, no flood"
+    );
+    assert_eq!(n.out.tx()[0].frame, FrameRef::Reply(0));
+    #[rustfmt::skip]
+    let want: [u8; 42] = [
+        0x02, 0x42, 172, 18, 0, 2,   // to the asker
+        0x02, 0x42, 172, 18, 0, 3,   // from the owner
+        0x08, 0x06,
+        0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02,
+        0x02, 0x42, 172, 18, 0, 3, 172, 18, 0, 3,
+        0x02, 0x42, 172, 18, 0, 2, 172, 18, 0, 2,
+    ];
+    assert_eq!(n.out.reply(0), &want[..]);
+    let tx = n.out.tx()[0];
+    assert_eq!(n.out.bytes(&tx, |_| &[]), &want[..]);
+    // Cross-check with etherparse.
+    let p = etherparse::SlicedPacket::from_ethernet(n.out.reply(0)).expect("etherparse");
+    match p.net {
+        Some(etherparse::NetSlice::Arp(arp)) => {
+            assert_eq!(arp.operation(), etherparse::ArpOperation::REPLY);
+            assert_eq!(arp.sender_hw_addr(), &cmac(3).0);
+            assert_eq!(arp.target_protocol_addr(), &[172, 18, 0, 2]);
+        }
+        other => panic!("not arp: {other:?}"),
+    }
+    assert_eq!(n.sw.counters().arp_replies, 1);
+}
+
+#[test]
+fn arp_for_gateway_answered_from_container_and_vlan_kept() {
+    let mut n = Net::default();
+    let b = n.c[1];
+    let req = ArpRepr::request(cmac(3), ip4("172.18.0.3"), ip4("172.18.0.1"));
+    let mut f = [0u8; 64];
+    let len = req
+        .emit_frame(
+            cmac(3),
+            MacAddr::BROADCAST,
+            Some(crate::wire::VlanTag { tci: 10 }),
+            &mut f,
+        )
+        .expect("fits");
+    let (v, ports) = n.send(b, &f[..len], secs(1));
+    assert_eq!((v, ports), (Verdict::ArpReply, vec![b]));
+    let reply = n.out.reply(0);
+    let eth = EthernetFrame::new_checked(reply).expect("frame");
+    assert_eq!(eth.vlan().map(|t| t.vid()), Some(10));
+    assert_eq!((eth.src_addr(), eth.dst_addr()), (GW_MAC, cmac(3)));
+    let arp = crate::wire::ArpPacket::new_checked(eth.payload()).expect("arp");
+    assert_eq!(ArpRepr::parse(&arp), req.reply(GW_MAC));
+    // And the host asking for a container.
+    let req = ArpRepr::request(GW_MAC, ip4("172.18.0.1"), ip4("172.18.0.4"));
+    let (v, ports) = n.send(
+        n.host,
+        &arp_frame(GW_MAC, MacAddr::BROADCAST, &req),
+        secs(1),
+    );
+    assert_eq!((v, ports), (Verdict::ArpReply, vec![n.host]));
+}
+
+#[test]
+fn arp_not_answered_unknown_announcement_own() {
+    let mut n = Net::default();
+    let a = n.c[0];
+    for req in [
+        ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.0.99")), // unknown
+        ArpRepr::gratuitous(cmac(2), ip4("172.18.0.2")),                  // announcement
+        ArpRepr::request(cmac(2), Ipv4Addr::UNSPECIFIED, ip4("172.18.0.2")), // probe for itself
+    ] {
+        let (v, _) = n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1));
+        assert_eq!(v, Verdict::Flood { copies: 3 }, "{req:?}");
+    }
+    // Replies are switched like any frame.
+    let rep = ArpRepr::request(cmac(3), ip4("172.18.0.3"), ip4("172.18.0.2")).reply(cmac(2));
+    let (v, _) = n.send(a, &arp_frame(cmac(2), cmac(3), &rep), secs(1));
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    assert_eq!(n.sw.counters().arp_replies, 0);
+}
+
+#[test]
+fn spoofed_mac_and_ip_dropped() {
+    let mut n = Net::default();
+    let a = n.c[0];
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (raw(cmac(3), MacAddr::BROADCAST), DropReason::SpoofedMac),
+        (
+            udp4(cmac(2), MacAddr::BROADCAST, "172.18.0.3", "172.18.0.4"),
+            DropReason::SpoofedIp,
+        ),
+        (
+            udp4(cmac(2), GW_MAC, "10.9.9.9", "8.8.8.8"),
+            DropReason::SpoofedIp,
+        ),
+        (
+            udp6(cmac(2), MacAddr::BROADCAST, "fd00::3", "fd00::4"),
+            DropReason::SpoofedIp,
+        ),
+        (
+            arp_frame(
+                cmac(2),
+                MacAddr::BROADCAST,
+                &ArpRepr::request(cmac(2), ip4("172.18.0.3"), ip4("172.18.0.1")),
+            ),
+            DropReason::SpoofedIp,
+        ),
+        (
+            arp_frame(
+                cmac(2),
+                MacAddr::BROADCAST,
+                &ArpRepr::request(cmac(4), ip4("172.18.0.2"), ip4("172.18.0.1")),
+            ),
+            DropReason::SpoofedMac,
+        ),
+    ];
+    for (f, reason) in &cases {
+        let (v, ports) = n.send(a, f, secs(1));
+        assert_eq!((v, ports), (Verdict::Drop(*reason), vec![]));
+    }
+    assert_eq!(n.sw.counters().drop_spoofed_mac, 2);
+    assert_eq!(n.sw.counters().drop_spoofed_ip, 4);
+    assert_eq!(
+        n.sw.fdb().get(&cmac(3), 1000),
+        None,
+        "spoofed MAC not learned"
+    );
+    // Own addresses, link-local and unspecified sources pass.
+    for f in [
+        udp4(cmac(2), MacAddr::BROADCAST, "172.18.0.2", "172.18.0.3"),
+        udp4(cmac(2), MacAddr::BROADCAST, "0.0.0.0", "255.255.255.255"),
+        udp6(cmac(2), MacAddr::BROADCAST, "fd00::2", "fd00::3"),
+        udp6(
+            cmac(2),
+            MacAddr::BROADCAST,
+            "fe80::42:acff:fe12:2",
+            "ff02::1",
+        ),
+        udp6(cmac(2), MacAddr::BROADCAST, "::", "ff02::1:ff00:2"),
+    ] {
+        assert!(matches!(
+            n.send(a, &f, secs(1)).0,
+            Verdict::Flood { copies: 3 }
+        ));
+    }
+    // With anti-spoofing off, everything above passes.
+    n.sw.set_anti_spoofing(false);
+    for (f, _) in &cases {
+        assert!(matches!(
+            n.send(a, f, secs(2)).0,
+            Verdict::Flood { .. } | Verdict::ArpReply
+        ));
+    }
+}
+
+#[test]
+fn host_port_is_not_spoof_checked() {
+    let mut n = Net::default();
+    let f = udp4(
+        MacAddr([2, 5, 5, 5, 5, 5]),
+        MacAddr::BROADCAST,
+        "192.168.1.10",
+        "172.18.0.2",
+    );
+    assert_eq!(n.send(n.host, &f, secs(1)).0, Verdict::Flood { copies: 3 });
+}
+
+#[test]
+fn icc_off_blocks_containers_not_gateway() {
+    let mut n = Net::new(SwitchConfig {
+        enable_icc: false,
+        ..SwitchConfig::default()
+    });
+    let [a, b, _] = n.c;
+    // Learn everyone.
+    for (p, m) in [(a, cmac(2)), (b, cmac(3)), (n.host, GW_MAC)] {
+        n.send(p, &raw(m, MacAddr::BROADCAST), secs(1));
+    }
+    // Broadcast from a reaches only the host port.
+    let (v, ports) = n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1));
+    assert_eq!((v, ports), (Verdict::Flood { copies: 1 }, vec![n.host]));
+    // Unicast a → b dropped, both ways.
+    let ab = udp4(cmac(2), cmac(3), "172.18.0.2", "172.18.0.3");
+    assert_eq!(n.send(a, &ab, secs(1)).0, Verdict::Drop(DropReason::Icc));
+    let ba = udp4(cmac(3), cmac(2), "172.18.0.3", "172.18.0.2");
+    assert_eq!(n.send(b, &ba, secs(1)).0, Verdict::Drop(DropReason::Icc));
+    // ARP for b from a: not answered, not flooded.
+    let req = ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.0.3"));
+    let (v, ports) = n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1));
+    assert_eq!((v, ports), (Verdict::Drop(DropReason::Icc), vec![]));
+    // Container ↔ gateway works both ways, ARP for the gateway is answered.
+    let to_gw = udp4(cmac(2), GW_MAC, "172.18.0.2", "172.18.0.1");
+    assert_eq!(n.send(a, &to_gw, secs(1)).0, Verdict::Forward(n.host));
+    let from_gw = udp4(GW_MAC, cmac(2), "172.18.0.1", "172.18.0.2");
+    assert_eq!(n.send(n.host, &from_gw, secs(1)).0, Verdict::Forward(a));
+    let req = ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.0.1"));
+    assert_eq!(
+        n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1))
+            .0,
+        Verdict::ArpReply
+    );
+    assert_eq!(n.sw.counters().drop_icc, 3);
+    assert_eq!(
+        n.sw.counters().flood_copies_denied,
+        2 + 2 + 2,
+        "three container floods, two copies each"
+    );
+    // Turning ICC back on.
+    n.sw.set_enable_icc(true);
+    assert_eq!(n.send(a, &ab, secs(1)).0, Verdict::Forward(b));
+}
+
+#[test]
+fn internal_network_blocks_off_subnet() {
+    let mut n = Net::new(SwitchConfig {
+        internal: true,
+        ..SwitchConfig::default()
+    });
+    let [a, b, _] = n.c;
+    for (p, m) in [(a, cmac(2)), (b, cmac(3)), (n.host, GW_MAC)] {
+        n.send(p, &raw(m, MacAddr::BROADCAST), secs(1));
+    }
+    let drop = Verdict::Drop(DropReason::Internal);
+    // Container → outside via the gateway MAC: dropped (v4 and v6).
+    assert_eq!(
+        n.send(a, &udp4(cmac(2), GW_MAC, "172.18.0.2", "8.8.8.8"), secs(1))
+            .0,
+        drop
+    );
+    assert_eq!(
+        n.send(a, &udp6(cmac(2), GW_MAC, "fd00::2", "2001:db8::1"), secs(1))
+            .0,
+        drop
+    );
+    // Outside → container through the host port: dropped.
+    assert_eq!(
+        n.send(
+            n.host,
+            &udp4(GW_MAC, cmac(2), "8.8.8.8", "172.18.0.2"),
+            secs(1)
+        )
+        .0,
+        drop
+    );
+    assert_eq!(
+        n.send(
+            n.host,
+            &udp6(GW_MAC, cmac(2), "2001:db8::1", "fd00::2"),
+            secs(1)
+        )
+        .0,
+        drop
+    );
+    // Inside the subnets, and link-scoped, all fine.
+    assert_eq!(
+        n.send(
+            a,
+            &udp4(cmac(2), GW_MAC, "172.18.0.2", "172.18.0.1"),
+            secs(1)
+        )
+        .0,
+        Verdict::Forward(n.host)
+    );
+    assert_eq!(
+        n.send(
+            n.host,
+            &udp4(GW_MAC, cmac(2), "172.18.0.1", "172.18.0.2"),
+            secs(1)
+        )
+        .0,
+        Verdict::Forward(a)
+    );
+    assert_eq!(
+        n.send(
+            a,
+            &udp4(cmac(2), cmac(3), "172.18.0.2", "172.18.0.3"),
+            secs(1)
+        )
+        .0,
+        Verdict::Forward(b)
+    );
+    assert_eq!(
+        n.send(a, &udp6(cmac(2), GW_MAC, "fe80::2", "fe80::1"), secs(1))
+            .0,
+        Verdict::Forward(n.host)
+    );
+    // A broadcast to an outside address reaches the containers but not the host port.
+    let (v, ports) = n.send(
+        a,
+        &udp4(cmac(2), MacAddr::BROADCAST, "172.18.0.2", "10.1.1.1"),
+        secs(1),
+    );
+    assert_eq!((v, ports), (Verdict::Flood { copies: 2 }, vec![b, n.c[2]]));
+    // Link-scoped broadcast/multicast reaches everyone.
+    let (v, _) = n.send(
+        a,
+        &udp4(cmac(2), MacAddr::BROADCAST, "172.18.0.2", "255.255.255.255"),
+        secs(1),
+    );
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    let (v, _) = n.send(
+        a,
+        &udp6(
+            cmac(2),
+            MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+            "fe80::2",
+            "ff02::1",
+        ),
+        secs(1),
+    );
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    assert_eq!(n.sw.counters().drop_internal, 4);
+}
+
+#[test]
+fn tunnel_split_horizon_and_icc() {
+    let mut sw = Switch::new(SwitchConfig::default());
+    let t1 = sw.add_port(PortConfig::tunnel()).expect("t1");
+    let t2 = sw.add_port(PortConfig::tunnel()).expect("t2");
+    let c = sw
+        .add_port(PortConfig::container(cmac(2)).with_ipv4(ip4("172.18.0.2")))
+        .expect("c");
+    let mut out = Decisions::default();
+    let f = raw(MacAddr([2, 0x42, 10, 0, 0, 9]), MacAddr::BROADCAST);
+    assert_eq!(
+        sw.process(t1, &f, secs(1), &mut out),
+        Verdict::Flood { copies: 1 }
+    );
+    assert_eq!(
+        out.tx(),
+        &[Tx {
+            port: c,
+            frame: FrameRef::Input(0)
+        }]
+    );
+    sw.set_enable_icc(false);
+    out.clear();
+    assert_eq!(
+        sw.process(t1, &f, secs(1), &mut out),
+        Verdict::Flood { copies: 0 }
+    );
+    let to_remote = raw(cmac(2), MacAddr([2, 0x42, 10, 0, 0, 9]));
+    assert_eq!(
+        sw.process(c, &to_remote, secs(1), &mut out),
+        Verdict::Drop(DropReason::Icc)
+    );
+    let _ = t2;
+}
+
+#[test]
+fn remove_port_flushes_fdb_and_addresses() {
+    let mut n = Net::default();
+    let [a, b, _] = n.c;
+    n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1));
+    assert_eq!(
+        n.send(b, &raw(cmac(3), cmac(2)), secs(1)).0,
+        Verdict::Forward(a)
+    );
+    let cfg = n.sw.remove_port(a).expect("removed");
+    assert_eq!(cfg.mac, Some(cmac(2)));
+    assert_eq!(n.sw.port_count(), 3);
+    assert_eq!(
+        n.send(b, &raw(cmac(3), cmac(2)), secs(1)).0,
+        Verdict::Flood { copies: 2 }
+    );
+    assert_eq!(n.sw.owner_of(IpAddr::V4(ip4("172.18.0.2"))), None);
+    let req = ArpRepr::request(cmac(3), ip4("172.18.0.3"), ip4("172.18.0.2"));
+    assert_eq!(
+        n.send(b, &arp_frame(cmac(3), MacAddr::BROADCAST, &req), secs(1))
+            .0,
+        Verdict::Flood { copies: 2 }
+    );
+    assert_eq!(
+        n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1)).0,
+        Verdict::Drop(DropReason::UnknownPort)
+    );
+    assert_eq!(n.sw.remove_port(a), Err(Error::NoSuchPort(a)));
+    // The id is reused by the next port, with nothing left over.
+    let again =
+        n.sw.add_port(PortConfig::container(cmac(2)).with_ipv4(ip4("172.18.0.2")))
+            .expect("re-add");
+    assert_eq!(again, a);
+}
+
+#[test]
+fn add_port_validation() {
+    let mut n = Net::default();
+    assert_eq!(
+        n.sw.add_port(PortConfig::new(PortKind::Container)),
+        Err(Error::MissingMac)
+    );
+    assert_eq!(
+        n.sw.add_port(PortConfig::container(MacAddr::BROADCAST)),
+        Err(Error::InvalidMac(MacAddr::BROADCAST))
+    );
+    let dup = PortConfig::container(cmac(9)).with_ipv4(ip4("172.18.0.1"));
+    assert_eq!(
+        n.sw.add_port(dup),
+        Err(Error::AddressInUse(IpAddr::V4(ip4("172.18.0.1")), n.host))
+    );
+    let twice = PortConfig::container(cmac(9))
+        .with_ipv6(ip6("fd00::9"))
+        .with_ipv6(ip6("fd00::9"));
+    assert!(matches!(n.sw.add_port(twice), Err(Error::AddressInUse(..))));
+    let mc = PortConfig::container(cmac(9)).with_ipv4(ip4("224.0.0.1"));
+    assert!(matches!(n.sw.add_port(mc), Err(Error::InvalidAddress(_))));
+    assert_eq!(n.sw.port_count(), 4);
+    let mut sw = Switch::new(SwitchConfig::default());
+    for _ in 0..MAX_PORTS {
+        sw.add_port(PortConfig::tunnel()).expect("room");
+    }
+    assert_eq!(sw.add_port(PortConfig::tunnel()), Err(Error::TooManyPorts));
+}
+
+#[test]
+fn batch_indices_and_no_growth_in_steady_state() {
+    let mut n = Net::default();
+    let [a, b, c] = n.c;
+    let frames = [
+        (a, raw(cmac(2), MacAddr::BROADCAST)),
+        (b, raw(cmac(3), cmac(2))),
+        (c, vec![0u8; 5]),
+        (
+            a,
+            arp_frame(
+                cmac(2),
+                MacAddr::BROADCAST,
+                &ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.0.4")),
+            ),
+        ),
+    ];
+    let mut out = Decisions::with_capacity(8, 16);
+    let mut caps = None;
+    for round in 0..3 {
+        n.sw.process_batch(
+            frames.iter().map(|(p, f)| (*p, &f[..])),
+            secs(1 + round),
+            &mut out,
+        );
+        assert_eq!(
+            out.verdicts(),
+            &[
+                Verdict::Flood { copies: 3 },
+                Verdict::Forward(a),
+                Verdict::Drop(DropReason::Malformed),
+                Verdict::ArpReply
+            ]
+        );
+        let tx: Vec<(PortId, FrameRef)> = out.tx().iter().map(|t| (t.port, t.frame)).collect();
+        assert_eq!(
+            tx,
+            vec![
+                (n.host, FrameRef::Input(0)),
+                (b, FrameRef::Input(0)),
+                (c, FrameRef::Input(0)),
+                (a, FrameRef::Input(1)),
+                (a, FrameRef::Reply(0)),
+            ]
+        );
+        let now = (
+            out.verdicts.capacity(),
+            out.tx.capacity(),
+            out.replies.capacity(),
+        );
+        if let Some(before) = caps {
+            assert_eq!(before, now, "buffers reused, not regrown");
+        }
+        caps = Some(now);
+    }
+    assert_eq!(out.reply(0).len(), 42);
+    assert_eq!(out.reply(7), &[] as &[u8]);
+}
