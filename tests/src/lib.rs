@@ -342,6 +342,122 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `vswitch run -d --name NAME [args…] -- sleep infinity`: a sandbox with a process in it.
+    pub fn run_sandbox(&self, name: &str, args: &[&str]) {
+        let mut argv = vec!["run", "-d", "--name", name];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--", "sleep", "infinity"]);
+        ok(self.vswitch(&argv));
+    }
+
+    /// The sandbox's namespace path (`NetworkSettings.SandboxKey`).
+    pub fn sandbox_key(&self, name: &str) -> PathBuf {
+        let r = self.request("GET", &format!("/containers/{name}/json"), None);
+        assert_eq!(r.status, 200, "inspect {name}: {}", r.body);
+        PathBuf::from(
+            r.json()["NetworkSettings"]["SandboxKey"]
+                .as_str()
+                .expect("SandboxKey"),
+        )
+    }
+
+    /// A command inside a sandbox's network namespace.
+    pub fn in_sandbox_cmd(&self, name: &str, argv: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.sandbox_key(name).display()))
+            .arg("--")
+            .args(argv);
+        c
+    }
+
+    pub fn in_sandbox(&self, name: &str, argv: &[&str]) -> Output {
+        run(&mut self.in_sandbox_cmd(name, argv))
+    }
+
+    /// Whether `target` answers one ping from the sandbox within 2 s.
+    pub fn pings(&self, from: &str, target: &str) -> bool {
+        self.in_sandbox(from, &["ping", "-c", "1", "-W", "2", target])
+            .status
+            .success()
+    }
+
+    /// `ip -j addr`/`route` inside a sandbox, parsed.
+    pub fn ip_json(&self, name: &str, args: &[&str]) -> serde_json::Value {
+        let mut argv = vec!["ip", "-j"];
+        argv.extend_from_slice(args);
+        let out = ok(self.in_sandbox(name, &argv));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args:?}: {e}: {out}"))
+    }
+
+    /// IPv4 addresses (with prefix) of an interface inside a sandbox.
+    pub fn ipv4_of(&self, name: &str, ifname: &str) -> Vec<String> {
+        let v = self.ip_json(name, &["-4", "addr", "show", "dev", ifname]);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]))
+            .collect()
+    }
+
+    /// The IPv4 default route inside a sandbox as (gateway, dev), if any.
+    pub fn default_route(&self, name: &str) -> Option<(String, String)> {
+        let v = self.ip_json(name, &["-4", "route", "show", "default"]);
+        v.as_array().and_then(|a| a.first()).map(|r| {
+            (
+                r["gateway"].as_str().unwrap_or("").to_string(),
+                r["dev"].as_str().unwrap_or("").to_string(),
+            )
+        })
+    }
+
+    /// Interface names inside a sandbox.
+    pub fn links_of(&self, name: &str) -> Vec<String> {
+        let v = self.ip_json(name, &["link", "show"]);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// Start a background process (e.g. a server) and kill it on drop.
+pub struct Bg(pub Child);
+
+impl Bg {
+    pub fn spawn(mut cmd: Command) -> Bg {
+        Bg(cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")))
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill(libc::SIGTERM);

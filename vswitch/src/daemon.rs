@@ -5,6 +5,7 @@
 use crate::api::filters::{self, Filters};
 use crate::api::json;
 use crate::datapath::Datapath;
+use crate::port::PortKind;
 use crate::model::{
     self, Driver, Endpoint, EndpointSettings, Error, Network, PoolSettings, Sandbox, State,
 };
@@ -167,7 +168,7 @@ impl Daemon {
         if let Some((IpAddr::V6(a), _)) = gw6 {
             pc = pc.with_ipv6(a);
         }
-        if let Err(e) = dp.add_port(&n.id, pc, tap, None) {
+        if let Err(e) = dp.add_port(&n.id, pc, tap.into(), None) {
             let _ = dp.remove_network(&n.id);
             return Err(internal(e));
         }
@@ -202,12 +203,11 @@ impl Daemon {
             ipv6: ep.ipv6,
             mtu: n.bridge_options().mtu,
         };
-        let tap = sandbox::create_port(ns, &spec, 1).map_err(|e| {
-            internal(format!(
-                "sandbox {}: cannot create {}: {e}",
-                sb.name, ep.ifname
-            ))
-        })?;
+        let io = match port_kind(&n) {
+            PortKind::Tap => sandbox::create_port(ns, &spec, 1).map(Into::into),
+            PortKind::Veth => sandbox::create_veth_port(ns, &veth_host_name(&ep.id), &spec),
+        }
+        .map_err(|e| internal(format!("sandbox {}: cannot create {}: {e}", sb.name, ep.ifname)))?;
         let mut pc = PortConfig::container(mac);
         let mut announce = None;
         if let Some(IpNet::V4(a)) = ep.ipv4 {
@@ -218,7 +218,7 @@ impl Daemon {
             pc = pc.with_ipv6(a.addr());
         }
         let port = lock(&self.dp)
-            .add_port(&n.id, pc, tap, announce)
+            .add_port(&n.id, pc, io, announce)
             .map_err(internal)?;
         lock(&self.wiring)
             .endpoints
@@ -628,6 +628,22 @@ fn adopt_namespace(given: &str, ours: &Path) -> Result<(), Error> {
         return Err(internal(format!("bind {given}: {e}")));
     }
     Ok(())
+}
+
+/// Port kind of a network: option `io.vswitch.network.port_kind` (tap, the default, or veth).
+fn port_kind(n: &Network) -> PortKind {
+    n.options
+        .get(model::options::PORT_KIND)
+        .and_then(|k| PortKind::parse(k))
+        .unwrap_or(PortKind::Tap)
+}
+
+fn veth_host_name(endpoint_id: &str) -> String {
+    format!(
+        "{}{}",
+        crate::port::veth::HOST_PREFIX,
+        &endpoint_id[..8.min(endpoint_id.len())]
+    )
 }
 
 /// The host interface's MAC: stable per network (derived from its id), locally administered.

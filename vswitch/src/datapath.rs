@@ -4,7 +4,8 @@
 //! out with `writev` (virtio-net header + frame), so 64 KiB TSO frames cross whole and nothing
 //! is allocated per frame. The control plane talks to workers over a channel plus an eventfd.
 
-use crate::port::tap::{Tap, VNET_HDR_LEN};
+use crate::port::tap::VNET_HDR_LEN;
+use crate::port::PortIo;
 use crate::switch::{Decisions, FrameRef, PortConfig, PortId, Switch, SwitchConfig};
 use crate::wire::vnet_hdr::resolve_offloads;
 use crate::wire::{ArpRepr, MacAddr, VnetHdr, VnetHdrRepr};
@@ -65,7 +66,7 @@ enum Ctl {
     AddPort {
         net: String,
         cfg: PortConfig,
-        tap: Tap,
+        io: PortIo,
         announce: Option<(MacAddr, Ipv4Addr)>,
         reply: Sender<Result<PortId, DatapathError>>,
     },
@@ -186,13 +187,13 @@ impl Datapath {
         )
     }
 
-    /// Attach a TAP as a port. `announce` sends a gratuitous ARP for the port's address once
+    /// Attach a port (TAP or veth). `announce` sends a gratuitous ARP for the port's address once
     /// it is up, so neighbours refresh stale entries.
     pub fn add_port(
         &self,
         net: &str,
         cfg: PortConfig,
-        tap: Tap,
+        io: PortIo,
         announce: Option<(MacAddr, Ipv4Addr)>,
     ) -> Result<PortId, DatapathError> {
         let w = self.worker_of(net)?;
@@ -202,7 +203,7 @@ impl Datapath {
             Ctl::AddPort {
                 net: net.to_string(),
                 cfg,
-                tap,
+                io,
                 announce,
                 reply: tx,
             },
@@ -239,11 +240,12 @@ impl Datapath {
     }
 }
 
-struct PortIo {
+struct Slot {
     net: usize,
     port: PortId,
     file: File,
     offload: bool,
+    delete_on_close: Option<String>,
 }
 
 struct NetState {
@@ -260,7 +262,7 @@ struct Worker {
     epfd: OwnedFd,
     nets: Vec<Option<NetState>>,
     net_index: HashMap<String, usize>,
-    ports: Vec<Option<PortIo>>,
+    ports: Vec<Option<Slot>>,
     /// The buffer pool: BATCH buffers of FRAME_BUF bytes, allocated once.
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
@@ -388,11 +390,11 @@ impl Worker {
             Ctl::AddPort {
                 net,
                 cfg,
-                tap,
+                io,
                 announce,
                 reply,
             } => {
-                let _ = reply.send(self.add_port(&net, cfg, tap, announce));
+                let _ = reply.send(self.add_port(&net, cfg, io, announce));
             }
             Ctl::RemovePort { net, port, reply } => {
                 if let Some(&idx) = self.net_index.get(&net) {
@@ -425,7 +427,7 @@ impl Worker {
         &mut self,
         net: &str,
         cfg: PortConfig,
-        tap: Tap,
+        io: PortIo,
         announce: Option<(MacAddr, Ipv4Addr)>,
     ) -> Result<PortId, DatapathError> {
         let idx = *self
@@ -439,16 +441,11 @@ impl Worker {
             .switch
             .add_port(cfg)
             .map_err(|e| DatapathError::Switch(e.to_string()))?;
-        let offload = tap.supports_tso();
-        // One queue per TAP today; further queues would go to other workers.
-        let file = tap
-            .queues
-            .into_iter()
-            .next()
-            .ok_or_else(|| DatapathError::Sys {
-                op: "tap has no queue",
-                source: io::Error::from(io::ErrorKind::InvalidInput),
-            })?;
+        let PortIo {
+            file,
+            offload,
+            delete_on_close,
+        } = io;
         let slot = self
             .ports
             .iter()
@@ -459,6 +456,9 @@ impl Worker {
             });
         if let Err(e) = epoll_add(self.epfd.as_raw_fd(), file.as_raw_fd(), slot as u64) {
             let _ = n.switch.remove_port(port);
+            if let Some(h) = &delete_on_close {
+                crate::port::veth::delete(h);
+            }
             return Err(DatapathError::Sys {
                 op: "epoll add port",
                 source: e,
@@ -468,11 +468,12 @@ impl Worker {
             n.slots.resize(port.index() + 1, None);
         }
         n.slots[port.index()] = Some(slot);
-        self.ports[slot] = Some(PortIo {
+        self.ports[slot] = Some(Slot {
             net: idx,
             port,
             file,
             offload,
+            delete_on_close,
         });
         if let Some((mac, ip)) = announce {
             self.announce(idx, port, mac, ip);
@@ -500,6 +501,9 @@ impl Worker {
         if let Some(p) = self.ports.get_mut(slot).and_then(Option::take) {
             let _ = epoll_del(self.epfd.as_raw_fd(), p.file.as_raw_fd());
             drop(p.file);
+            if let Some(h) = p.delete_on_close {
+                crate::port::veth::delete(&h);
+            }
         }
     }
 

@@ -45,6 +45,34 @@ pub fn create_port(ns: &Path, spec: &PortSpec, queues: usize) -> Result<Tap, San
     Ok(tap)
 }
 
+/// A veth pair: `host` here, the peer inside `ns` as `spec.ifname`, configured there; the host
+/// end is driven through a packet socket.
+pub fn create_veth_port(
+    ns: &Path,
+    host: &str,
+    spec: &PortSpec,
+) -> Result<crate::port::PortIo, SandboxError> {
+    use crate::port::veth;
+    let err = |e: veth::VethError| SandboxError::Other(e.to_string());
+    veth::create_pair(host, &spec.ifname, ns).map_err(err)?;
+    let s = spec.clone();
+    let configured = netns::run_in(ns, move || configure_link(&s))
+        .map_err(SandboxError::from)
+        .and_then(|r| r);
+    let file = configured.and_then(|_| veth::open_socket(host).map_err(err));
+    match file {
+        Ok(file) => Ok(crate::port::PortIo {
+            file,
+            offload: true,
+            delete_on_close: Some(host.to_string()),
+        }),
+        Err(e) => {
+            veth::delete(host);
+            Err(e)
+        }
+    }
+}
+
 /// Address, MAC, MTU, up — run on a thread already inside the target namespace.
 fn configure_link(s: &PortSpec) -> Result<(), SandboxError> {
     let mtu = s.mtu.to_string();

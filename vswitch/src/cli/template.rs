@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::rc::Rc;
 
 use super::goval::{Ty, Value};
 use super::opts::query_escape;
@@ -261,11 +260,6 @@ fn lex(src: &str) -> Result<Vec<Item>, (usize, String)> {
                     if e > pos + 1 && src[e..].starts_with("-}}") {
                         e -= 1;
                     }
-                    if e == pos + 1 && src[e..].starts_with("-}}") {
-                        // the single blank belongs to the trim marker
-                        continue_marker(&mut items, &mut pos, &mut trim_next_text, start);
-                        break;
-                    }
                     push(&mut items, Tok::Space);
                     pos = e;
                 }
@@ -435,15 +429,6 @@ fn lex(src: &str) -> Result<Vec<Item>, (usize, String)> {
             }
         }
     }
-}
-
-fn continue_marker(items: &mut Vec<Item>, pos: &mut usize, trim: &mut bool, start: usize) {
-    items.push(Item {
-        tok: Tok::RDelim,
-        pos: start + 1,
-    });
-    *pos = start + 4;
-    *trim = true;
 }
 
 fn go_u(c: char) -> String {
@@ -986,24 +971,26 @@ impl Parser<'_> {
         if !matches!(self.peek().tok, Tok::Field(_)) {
             return Ok(Some(node));
         }
+        // Go positions a chained node at its first chained field (`.B` in `.A.B`).
+        let chain_pos = self.peek().pos;
         let mut fields = Vec::new();
         while let Tok::Field(f) = self.peek().tok.clone() {
             self.next();
             fields.push(f);
         }
         Ok(Some(match node {
-            Arg::Field(p, mut ids) => {
+            Arg::Field(_, mut ids) => {
                 ids.extend(fields);
-                Arg::Field(p, ids)
+                Arg::Field(chain_pos, ids)
             }
-            Arg::Var(p, n, mut ids) => {
+            Arg::Var(_, n, mut ids) => {
                 ids.extend(fields);
-                Arg::Var(p, n, ids)
+                Arg::Var(chain_pos, n, ids)
             }
             n @ (Arg::Bool(..) | Arg::Str(..) | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_)) => {
                 return Err(format!("unexpected . after term \"{n}\""))
             }
-            n => Arg::Chain(n.pos(), Box::new(n), fields),
+            n => Arg::Chain(chain_pos, Box::new(n), fields),
         }))
     }
 
@@ -1273,9 +1260,6 @@ impl Exec<'_> {
         match first {
             Arg::Field(p, ids) => self.eval_field_chain(dot, dot.clone(), first, *p, ids, rest, fin),
             Arg::Chain(p, node, ids) => {
-                if rest.is_empty() && fin.is_none() {
-                    // fallthrough below
-                }
                 let recv = self.eval_arg(dot, node)?;
                 self.eval_field_chain(dot, recv, first, *p, ids, rest, fin)
             }
@@ -1426,11 +1410,28 @@ impl Exec<'_> {
                 node,
                 format!("nil pointer evaluating interface {{}}.{name}"),
             )),
-            other => Err(fail(
-                pos,
-                node,
-                format!("can't evaluate field {name} in type {}", other.type_name()),
-            )),
+            other => {
+                // In the raw-JSON fallback every value below the root sits in an
+                // `interface{}`, which is the type Go names.
+                let raw_elem = self.opts.missing_key_error
+                    && matches!(
+                        other,
+                        Value::Str(_)
+                            | Value::Bool(_)
+                            | Value::Number(_)
+                            | Value::Slice { elem: Ty::Any, .. }
+                    );
+                let ty = if raw_elem {
+                    "interface {}".to_string()
+                } else {
+                    other.type_name()
+                };
+                Err(fail(
+                    pos,
+                    node,
+                    format!("can't evaluate field {name} in type {ty}"),
+                ))
+            }
         }
     }
 
@@ -1474,14 +1475,16 @@ impl Exec<'_> {
         args: &[Arg],
         fin: Option<Value>,
     ) -> R<Value> {
-        let here = |msg: String| fail(pos, cmd, msg);
+        let here = |msg: String| fail(cmd.pos, cmd, msg);
         // short-circuit logic
         if name == "and" || name == "or" {
             let total = args.len() + usize::from(fin.is_some());
             if total < 1 {
-                return Err(here(format!(
-                    "wrong number of args for {name}: want at least 1 got 0"
-                )));
+                return Err(fail(
+                    pos,
+                    name,
+                    format!("wrong number of args for {name}: want at least 1 got 0"),
+                ));
             }
             let mut last = Value::Invalid;
             for a in args {
@@ -1503,20 +1506,28 @@ impl Exec<'_> {
             vals.push(f);
         }
         call_builtin(name, &vals, self.opts.header).map_err(|e| match e {
-            CallErr::Plain(m) => here(m),
+            CallErr::Ident(m) => fail(pos, name, m),
+            CallErr::Arg(i, m) => match args.get(i) {
+                Some(a) => fail(a.pos(), a, m),
+                None => fail(pos, name, m),
+            },
             CallErr::Calling(m) => here(format!("error calling {name}: {m}")),
         })
     }
 }
 
 enum CallErr {
-    Plain(String),
+    /// reported at the function name (argument count)
+    Ident(String),
+    /// reported at argument `i` (type mismatch)
+    Arg(usize, String),
+    /// `error calling NAME: …`, reported at the whole command
     Calling(String),
 }
 
 fn want(name: &str, vals: &[Value], n: usize) -> Result<(), CallErr> {
     if vals.len() != n {
-        return Err(CallErr::Plain(format!(
+        return Err(CallErr::Ident(format!(
             "wrong number of args for {name}: want {n} got {}",
             vals.len()
         )));
@@ -1524,30 +1535,30 @@ fn want(name: &str, vals: &[Value], n: usize) -> Result<(), CallErr> {
     Ok(())
 }
 
-fn arg_str(v: &Value) -> Result<String, CallErr> {
-    match v {
+fn arg_str(a: &[Value], i: usize) -> Result<String, CallErr> {
+    match &a[i] {
         Value::Str(s) => Ok(s.clone()),
-        Value::Invalid => Err(CallErr::Plain("invalid value; expected string".into())),
-        other => Err(CallErr::Plain(format!(
+        Value::Invalid => Err(CallErr::Arg(i, "invalid value; expected string".into())),
+        other => Err(CallErr::Arg(i, format!(
             "wrong type for value; expected string; got {}",
             other.type_name()
         ))),
     }
 }
 
-fn arg_int(v: &Value) -> Result<i64, CallErr> {
-    match v {
-        Value::Int(i) => Ok(*i),
-        Value::Invalid => Err(CallErr::Plain("invalid value; expected int".into())),
-        other => Err(CallErr::Plain(format!(
+fn arg_int(a: &[Value], i: usize) -> Result<i64, CallErr> {
+    match &a[i] {
+        Value::Int(n) => Ok(*n),
+        Value::Invalid => Err(CallErr::Arg(i, "invalid value; expected int".into())),
+        other => Err(CallErr::Arg(i, format!(
             "wrong type for value; expected int; got {}",
             other.type_name()
         ))),
     }
 }
 
-fn arg_strings(v: &Value) -> Result<Vec<String>, CallErr> {
-    match v {
+fn arg_strings(a: &[Value], i: usize) -> Result<Vec<String>, CallErr> {
+    match &a[i] {
         Value::Slice {
             elem: Ty::String,
             items,
@@ -1556,8 +1567,8 @@ fn arg_strings(v: &Value) -> Result<Vec<String>, CallErr> {
             .flat_map(|v| v.iter())
             .map(|x| x.as_str().unwrap_or_default().to_string())
             .collect()),
-        Value::Invalid => Err(CallErr::Plain("invalid value; expected []string".into())),
-        other => Err(CallErr::Plain(format!(
+        Value::Invalid => Err(CallErr::Arg(i, "invalid value; expected []string".into())),
+        other => Err(CallErr::Arg(i, format!(
             "wrong type for value; expected []string; got {}",
             other.type_name()
         ))),
@@ -1570,17 +1581,17 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
         match name {
             "json" | "title" | "lower" | "upper" => {
                 want(name, v, 1)?;
-                return Ok(Value::Str(arg_str(&v[0])?));
+                return Ok(Value::Str(arg_str(v, 0)?));
             }
             "split" | "join" => {
                 want(name, v, 2)?;
-                arg_str(&v[1])?;
-                return Ok(Value::Str(arg_str(&v[0])?));
+                arg_str(v, 1)?;
+                return Ok(Value::Str(arg_str(v, 0)?));
             }
             "truncate" => {
                 want(name, v, 2)?;
-                arg_int(&v[1])?;
-                return Ok(Value::Str(arg_str(&v[0])?));
+                arg_int(v, 1)?;
+                return Ok(Value::Str(arg_str(v, 0)?));
             }
             _ => {}
         }
@@ -1592,8 +1603,8 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
         }
         "split" => {
             want(name, v, 2)?;
-            let s = arg_str(&v[0])?;
-            let sep = arg_str(&v[1])?;
+            let s = arg_str(v, 0)?;
+            let sep = arg_str(v, 1)?;
             let parts: Vec<String> = if sep.is_empty() {
                 s.chars().map(|c| c.to_string()).collect()
             } else {
@@ -1603,25 +1614,25 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
         }
         "join" => {
             want(name, v, 2)?;
-            let items = arg_strings(&v[0])?;
-            Ok(Value::Str(items.join(&arg_str(&v[1])?)))
+            let items = arg_strings(v, 0)?;
+            Ok(Value::Str(items.join(&arg_str(v, 1)?)))
         }
         "title" => {
             want(name, v, 1)?;
-            Ok(Value::Str(go_title(&arg_str(&v[0])?)))
+            Ok(Value::Str(go_title(&arg_str(v, 0)?)))
         }
         "lower" => {
             want(name, v, 1)?;
-            Ok(Value::Str(arg_str(&v[0])?.to_lowercase()))
+            Ok(Value::Str(arg_str(v, 0)?.to_lowercase()))
         }
         "upper" => {
             want(name, v, 1)?;
-            Ok(Value::Str(arg_str(&v[0])?.to_uppercase()))
+            Ok(Value::Str(arg_str(v, 0)?.to_uppercase()))
         }
         "pad" => {
             want(name, v, 3)?;
-            let s = arg_str(&v[0])?;
-            let (pre, suf) = (arg_int(&v[1])?, arg_int(&v[2])?);
+            let s = arg_str(v, 0)?;
+            let (pre, suf) = (arg_int(v, 1)?, arg_int(v, 2)?);
             if s.is_empty() {
                 return Ok(Value::Str(s));
             }
@@ -1636,8 +1647,8 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
         }
         "truncate" => {
             want(name, v, 2)?;
-            let s = arg_str(&v[0])?;
-            let n = arg_int(&v[1])?;
+            let s = arg_str(v, 0)?;
+            let n = arg_int(v, 1)?;
             if (s.len() as i64) < n {
                 return Ok(Value::Str(s));
             }
@@ -1671,7 +1682,7 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
         }
         "index" => {
             if v.is_empty() {
-                return Err(CallErr::Plain(
+                return Err(CallErr::Ident(
                     "wrong number of args for index: want at least 1 got 0".into(),
                 ));
             }
@@ -1731,11 +1742,11 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
         }
         "printf" => {
             if v.is_empty() {
-                return Err(CallErr::Plain(
+                return Err(CallErr::Ident(
                     "wrong number of args for printf: want at least 1 got 0".into(),
                 ));
             }
-            let f = arg_str(&v[0])?;
+            let f = arg_str(v, 0)?;
             Ok(Value::Str(sprintf(&f, &v[1..])))
         }
         "urlquery" => Ok(Value::Str(query_escape(&sprint(v)))),
@@ -1748,7 +1759,7 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
                 .replace('"', "&#34;")
                 .replace('\0', "\u{FFFD}"),
         )),
-        other => Err(CallErr::Plain(format!(
+        other => Err(CallErr::Ident(format!(
             "function \"{other}\" is not supported by vswitch"
         ))),
     }
@@ -1756,7 +1767,7 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
 
 fn fmt_arg(v: &Value) -> String {
     match v {
-        Value::Invalid => "<invalid reflect.Value>".into(),
+        Value::Invalid => "<nil>".into(),
         v => v.go_fmt_string(),
     }
 }
@@ -1828,17 +1839,14 @@ fn compare(name: &str, v: &[Value]) -> Result<Value, CallErr> {
         I(i64),
         S(&'a str),
     }
-    let basic = |x: &Value| -> Result<K<'_>, CallErr> {
+    fn basic(x: &Value) -> Result<K<'_>, CallErr> {
         match x {
             Value::Bool(b) => Ok(K::B(*b)),
             Value::Int(i) => Ok(K::I(*i)),
             Value::Str(s) | Value::Number(s) => Ok(K::S(s)),
-            Value::Invalid | Value::Nil => Err(CallErr::Calling(
-                "invalid type for comparison".into(),
-            )),
             _ => Err(CallErr::Calling("invalid type for comparison".into())),
         }
-    };
+    }
     let same_kind = |a: &K, b: &K| {
         matches!(
             (a, b),
@@ -1912,9 +1920,6 @@ pub fn json_value(text: &str) -> Result<Value, String> {
     Ok(super::goval::from_json_any(&v))
 }
 
-#[allow(dead_code)]
-fn _assert_rc_send(_: Rc<()>) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1960,8 +1965,8 @@ mod tests {
         assert_eq!(raw("a{{/* c */}}b{{- /* c */ -}} c", d).unwrap(), "abc");
         assert_eq!(raw("{{.T | not}} {{and .T .F}} {{or .F \"z\"}}", d).unwrap(), "false false z");
         assert_eq!(
-            raw("{{join .S \",\"}} {{upper \"ab\"}} {{title \"ab cd\"}} {{pad \"x\" 1 2}}| {{truncate \"abcdef\" 3}} {{split \"a:b\" \":\"}}", r#"{}"#).unwrap_err(),
-            "template: :1:2: executing \"\" at <join .S \",\">: wrong type for value; expected []string; got []interface {}"
+            raw("{{join .S \",\"}}", d).unwrap_err(),
+            "template: :1:7: executing \"\" at <.S>: wrong type for value; expected []string; got []interface {}"
         );
         assert_eq!(
             raw("{{upper \"ab\"}} {{title \"ab cd\"}} {{pad \"x\" 1 2}}| {{truncate \"abcdef\" 3}} {{split \"a:b\" \":\"}} {{printf \"%s-%d\" \"a\" 3}} {{print 1 2 \"x\"}}", "{}").unwrap(),
@@ -2002,7 +2007,12 @@ mod tests {
         );
         assert_eq!(
             raw("ab{{.A.B}}", r#"{"A":"s"}"#).unwrap_err(),
-            "template: :1:4: executing \"\" at <.A.B>: can't evaluate field B in type string"
+            "template: :1:6: executing \"\" at <.A.B>: can't evaluate field B in type string"
+        );
+        let t = Template::parse("{{.Name.Foo}}").unwrap();
+        assert_eq!(
+            t.execute(&json_value(r#"{"Name":"x"}"#).unwrap(), &opts).unwrap_err().message,
+            "template: :1:7: executing \"\" at <.Name.Foo>: can't evaluate field Foo in type interface {}"
         );
         assert_eq!(
             raw("{{index .A 5}}", r#"{"A":[1]}"#).unwrap_err(),

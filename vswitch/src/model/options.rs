@@ -12,6 +12,8 @@ pub const DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
 pub const MTU: &str = "com.docker.network.driver.mtu";
 pub const ENABLE_IPV4: &str = "com.docker.network.enable_ipv4";
 pub const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
+/// Beyond Docker: the port kind of containers on this network: `tap` (default) or `veth`.
+pub const PORT_KIND: &str = "io.vswitch.network.port_kind";
 /// Beyond Docker: anti-spoofing on container ports (default on).
 pub const ANTI_SPOOFING: &str = "io.vswitch.network.anti_spoofing";
 
@@ -59,6 +61,8 @@ pub enum OptionError {
         "invalid bridge name {0:?}: must be 1 to 15 characters, without '/', ':' or white space"
     )]
     BadBridgeName(String),
+    #[error("invalid value {0:?} for option io.vswitch.network.port_kind: must be tap or veth")]
+    BadPortKind(String),
 }
 
 /// Go's strconv.ParseBool, which Docker uses for these options.
@@ -122,6 +126,11 @@ impl BridgeOptions {
             Some(n) if valid_ifname(n) => Some(n.clone()),
             Some(n) => return Err(OptionError::BadBridgeName(n.clone())),
         };
+        if let Some(k) = opts.get(PORT_KIND) {
+            if k != "tap" && k != "veth" {
+                return Err(OptionError::BadPortKind(k.clone()));
+            }
+        }
         Ok(BridgeOptions {
             bridge_name,
             enable_icc: boolean(ENABLE_ICC, true)?,

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Datapath benchmark: vswitchd against the kernel path, in the same run.
+
+Builds two "containers" (network namespaces) c1 (client) and c2 (server) on one network twice:
+  - through vswitchd (userspace switch, TAP ports), the daemon in its own namespace;
+  - through a Linux bridge with veth pairs (Docker's bridge driver), in namespaces of its own.
+Measures TCP throughput (iperf3, 1 and 4 streams), 64-byte UDP packet rate with the switch's
+CPU time per packet (vswitchd only: the kernel's is not attributable), and ping-pong round trip
+(sockperf, median and p99). Prints each figure and the ratio vswitchd / kernel.
+
+Everything lives in namespaces named vsb-*-<pid>, removed at the end (also on failure).
+Needs root. Usage: bench/bench.py [--seconds 5] [--runs 3] [--release]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PID = os.getpid()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NS = []
+
+
+def sh(*args, check=True, capture=True, timeout=120):
+    r = subprocess.run(args, capture_output=capture, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout if capture else ""
+
+
+def netns(name):
+    full = f"vsb-{name}-{PID}"
+    sh("ip", "netns", "add", full)
+    NS.append(full)
+    sh("ip", "-n", full, "link", "set", "lo", "up")
+    return full
+
+
+def nsexec(path_or_name, *args, **kw):
+    """Run inside a namespace given by `ip netns` name or by path (a sandbox key)."""
+    target = path_or_name if path_or_name.startswith("/") else f"/run/netns/{path_or_name}"
+    return sh("nsenter", f"--net={target}", "--", *args, **kw)
+
+
+def popen_in(path_or_name, *args):
+    target = path_or_name if path_or_name.startswith("/") else f"/run/netns/{path_or_name}"
+    return subprocess.Popen(["nsenter", f"--net={target}", "--", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def ensure_tools():
+    need = [t for t in ("iperf3", "sockperf") if shutil.which(t) is None]
+    if need:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *need], env=env, check=True)
+
+
+def wait_port(ns, port, udp=False, timeout=10.0):
+    deadline = time.time() + timeout
+    flag = "-lunH" if udp else "-ltnH"
+    while time.time() < deadline:
+        if nsexec(ns, "ss", flag, f"sport = :{port}", check=False).strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} in {ns}")
+
+
+def iperf_tcp(client, server, server_ip, streams, seconds):
+    srv = popen_in(server, "iperf3", "-s", "-1", "-p", "5201")
+    try:
+        wait_port(server, 5201)
+        out = nsexec(client, "iperf3", "-c", server_ip, "-p", "5201", "-t", str(seconds),
+                     "-P", str(streams), "-J", timeout=seconds + 30)
+        j = json.loads(out)
+        return j["end"]["sum_received"]["bits_per_second"] / 1e9
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def iperf_udp64(client, server, server_ip, seconds):
+    srv = popen_in(server, "iperf3", "-s", "-1", "-p", "5202")
+    try:
+        wait_port(server, 5202)
+        out = nsexec(client, "iperf3", "-c", server_ip, "-p", "5202", "-u", "-b", "0", "-l", "64",
+                     "-t", str(seconds), "-J", timeout=seconds + 30)
+        j = json.loads(out)
+        s = j["end"]["sum"]
+        packets = s.get("packets", 0)
+        lost = s.get("lost_packets", 0)
+        return (packets - lost) / seconds / 1e3, packets
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def sockperf_rtt(client, server, server_ip, seconds):
+    srv = popen_in(server, "sockperf", "server", "-i", server_ip, "-p", "11111", "--tcp")
+    try:
+        wait_port(server, 11111)
+        out = nsexec(client, "sockperf", "ping-pong", "-i", server_ip, "-p", "11111", "--tcp",
+                     "-m", "64", "-t", str(seconds), timeout=seconds + 30)
+        med = p99 = None
+        for line in out.splitlines():
+            if "percentile 50.000" in line:
+                med = float(line.split("=")[-1])
+            if "percentile 99.000" in line:
+                p99 = float(line.split("=")[-1])
+        return med, p99
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def kernel_world():
+    br = netns("kbr")
+    c1, c2 = netns("k1"), netns("k2")
+    sh("ip", "-n", br, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", br, "link", "set", "br0", "up")
+    for i, c in ((1, c1), (2, c2)):
+        sh("ip", "-n", br, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
+           "netns", c)
+        sh("ip", "-n", br, "link", "set", f"v{i}", "master", "br0", "up")
+        sh("ip", "-n", c, "addr", "add", f"10.201.0.{i + 1}/24", "dev", "eth0")
+        sh("ip", "-n", c, "link", "set", "eth0", "up")
+    return c1, c2, "10.201.0.3"
+
+
+class Vswitch:
+    def __init__(self, release):
+        self.ns = netns("vsd")
+        self.dir = tempfile.mkdtemp(prefix=f"vsb-{PID}-")
+        prof = "release" if release else "debug"
+        if release:
+            sh("cargo", "build", "--release", "--bins", capture=False, timeout=1800)
+        self.bin = os.path.join(ROOT, "target", prof)
+        self.sock = os.path.join(self.dir, "sock")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.ns}", "--", os.path.join(self.bin, "vswitchd"),
+             "-H", f"unix://{self.sock}", "--data-root", os.path.join(self.dir, "data"),
+             "--exec-root", os.path.join(self.dir, "exec"), "-l", "warn"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        deadline = time.time() + 20
+        while not os.path.exists(self.sock):
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("vswitchd did not start")
+            time.sleep(0.05)
+        time.sleep(0.2)
+        self.cli("network", "create", "--subnet", "10.202.0.0/24", "benchnet")
+        for n in ("c1", "c2"):
+            self.cli("run", "-d", "--name", n, "--net", "benchnet", "--", "sleep", "infinity")
+
+    def cli(self, *args):
+        return sh(os.path.join(self.bin, "vswitch"), "-H", f"unix://{self.sock}", *args)
+
+    def key(self, name):
+        j = json.loads(sh("curl", "-s", "--unix-socket", self.sock,
+                          f"http://x/containers/{name}/json"))
+        return j["NetworkSettings"]["SandboxKey"]
+
+    def daemon_pid(self):
+        return self.proc.pid
+
+    def close(self):
+        try:
+            for n in ("c1", "c2"):
+                self.cli("rm", "-f", n)
+        except Exception as e:  # keep tearing down
+            print(f"teardown: {e}", file=sys.stderr)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def measure(c1, c2, ip, seconds, runs, pid=None):
+    res = {}
+    res["tcp1"] = median([iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)])
+    res["tcp4"] = median([iperf_tcp(c1, c2, ip, 4, seconds) for _ in range(runs)])
+    rates, cpus = [], []
+    for _ in range(runs):
+        before = cpu_seconds(pid) if pid else None
+        kpps, packets = iperf_udp64(c1, c2, ip, seconds)
+        rates.append(kpps)
+        if pid and packets:
+            cpus.append((cpu_seconds(pid) - before) / packets * 1e6)
+    res["udp_kpps"] = median(rates)
+    res["cpu_us_per_pkt"] = median(cpus) if cpus else None
+    rtts = [sockperf_rtt(c1, c2, ip, seconds) for _ in range(runs)]
+    res["rtt_p50"] = median([r[0] for r in rtts])
+    res["rtt_p99"] = median([r[1] for r in rtts])
+    return res
+
+
+def fmt(v, nd=2):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--release", action="store_true", help="build and use release binaries")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench needs root (it creates network namespaces)")
+    ensure_tools()
+    vs = None
+    try:
+        k1, k2, kip = kernel_world()
+        kern = measure(k1, k2, kip, a.seconds, a.runs)
+        vs = Vswitch(a.release)
+        user = measure(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
+                       pid=vs.daemon_pid())
+    finally:
+        if vs:
+            vs.close()
+        for n in reversed(NS):
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+
+    rows = [
+        ("TCP 1 stream (Gbit/s)", "tcp1", True),
+        ("TCP 4 streams (Gbit/s)", "tcp4", True),
+        ("UDP 64 B (kpps received)", "udp_kpps", True),
+        ("RTT p50 (us)", "rtt_p50", False),
+        ("RTT p99 (us)", "rtt_p99", False),
+    ]
+    print(f"| metric | vswitchd | Linux bridge + veth | ratio (vswitchd / kernel) |")
+    print("|---|---|---|---|")
+    for label, key, _ in rows:
+        u, k = user.get(key), kern.get(key)
+        ratio = fmt(u / k) + "x" if (u is not None and k) else "-"
+        print(f"| {label} | {fmt(u)} | {fmt(k)} | {ratio} |")
+    print(f"| switch CPU per 64 B packet (us) | {fmt(user.get('cpu_us_per_pkt'))} | kernel | - |")
+
+
+if __name__ == "__main__":
+    main()
