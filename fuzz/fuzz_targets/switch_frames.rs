@@ -31,21 +31,57 @@ struct PortSpec {
 #[derive(Arbitrary, Debug)]
 enum FrameSpec {
     Raw(Vec<u8>),
-    Arp { src: u8, dst: u8, request: bool, sha: u8, spa: u8, tpa: u8, vlan: Option<u16> },
-    Ipv4 { src: u8, dst: u8, sip: u8, dip: u8, tail: Vec<u8> },
-    Ipv6 { src: u8, dst: u8, sip: u8, dip: u8, tail: Vec<u8> },
-    Other { src: u8, dst: u8, ethertype: u16, tail: Vec<u8> },
+    Arp {
+        src: u8,
+        dst: u8,
+        request: bool,
+        sha: u8,
+        spa: u8,
+        tpa: u8,
+        vlan: Option<u16>,
+    },
+    Ipv4 {
+        src: u8,
+        dst: u8,
+        sip: u8,
+        dip: u8,
+        tail: Vec<u8>,
+    },
+    Ipv6 {
+        src: u8,
+        dst: u8,
+        sip: u8,
+        dip: u8,
+        tail: Vec<u8>,
+    },
+    Other {
+        src: u8,
+        dst: u8,
+        ethertype: u16,
+        tail: Vec<u8>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Frame { port: u8, frame: FrameSpec },
+    Frame {
+        port: u8,
+        frame: FrameSpec,
+    },
     Batch(Vec<(u8, FrameSpec)>),
-    Advance { ms: u32 },
-    Remove { port: u8 },
+    Advance {
+        ms: u32,
+    },
+    Remove {
+        port: u8,
+    },
     Add(PortSpec),
     Expire,
-    Policy { icc: bool, internal: bool, anti_spoofing: bool },
+    Policy {
+        icc: bool,
+        internal: bool,
+        anti_spoofing: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -101,14 +137,20 @@ fn port_config(p: PortSpec) -> PortConfig {
     if kind != PortKind::Tunnel && n >= 3 {
         c.ipv4.push(Ipv4Addr::new(10, 0, 0, n));
         if p.with_v6 {
-            c.ipv6.push(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)));
+            c.ipv6
+                .push(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)));
         }
     }
     c
 }
 
 fn eth(src: u8, dst: u8, ethertype: EtherType, vlan: Option<u16>, f: &mut Vec<u8>) {
-    let r = EthernetRepr { src: mac(src), dst: mac(dst), vlan: vlan.map(|tci| VlanTag { tci }), ethertype };
+    let r = EthernetRepr {
+        src: mac(src),
+        dst: mac(dst),
+        vlan: vlan.map(|tci| VlanTag { tci }),
+        ethertype,
+    };
     let mut h = [0u8; 18];
     let n = r.emit(&mut h).expect("18 bytes");
     f.extend_from_slice(&h[..n]);
@@ -118,38 +160,84 @@ fn build(spec: &FrameSpec) -> Vec<u8> {
     let mut f = Vec::new();
     match spec {
         FrameSpec::Raw(b) => f.extend_from_slice(b),
-        FrameSpec::Arp { src, dst, request, sha, spa, tpa, vlan } => {
+        FrameSpec::Arp {
+            src,
+            dst,
+            request,
+            sha,
+            spa,
+            tpa,
+            vlan,
+        } => {
             let a = ArpRepr {
-                op: if *request { ArpOp::REQUEST } else { ArpOp::REPLY },
+                op: if *request {
+                    ArpOp::REQUEST
+                } else {
+                    ArpOp::REPLY
+                },
                 sha: mac(*sha),
                 spa: v4(*spa),
                 tha: MacAddr::ZERO,
                 tpa: v4(*tpa),
             };
             let mut b = [0u8; 64];
-            if let Ok(n) = a.emit_frame(mac(*src), mac(*dst), vlan.map(|tci| VlanTag { tci }), &mut b) {
+            if let Ok(n) = a.emit_frame(
+                mac(*src),
+                mac(*dst),
+                vlan.map(|tci| VlanTag { tci }),
+                &mut b,
+            ) {
                 f.extend_from_slice(&b[..n]);
             }
         }
-        FrameSpec::Ipv4 { src, dst, sip, dip, tail } => {
+        FrameSpec::Ipv4 {
+            src,
+            dst,
+            sip,
+            dip,
+            tail,
+        } => {
             eth(*src, *dst, EtherType::IPV4, None, &mut f);
-            let r = Ipv4Repr { src: v4(*sip), dst: v4(*dip), protocol: IpProtocol::UDP, payload_len: tail.len(), ttl: 64 };
+            let r = Ipv4Repr {
+                src: v4(*sip),
+                dst: v4(*dip),
+                protocol: IpProtocol::UDP,
+                payload_len: tail.len(),
+                ttl: 64,
+            };
             let mut h = [0u8; 20];
             if r.emit(&mut h).is_ok() {
                 f.extend_from_slice(&h);
                 f.extend_from_slice(tail);
             }
         }
-        FrameSpec::Ipv6 { src, dst, sip, dip, tail } => {
+        FrameSpec::Ipv6 {
+            src,
+            dst,
+            sip,
+            dip,
+            tail,
+        } => {
             eth(*src, *dst, EtherType::IPV6, None, &mut f);
-            let r = Ipv6Repr { src: v6(*sip), dst: v6(*dip), next_header: IpProtocol::UDP, payload_len: tail.len(), hop_limit: 64 };
+            let r = Ipv6Repr {
+                src: v6(*sip),
+                dst: v6(*dip),
+                next_header: IpProtocol::UDP,
+                payload_len: tail.len(),
+                hop_limit: 64,
+            };
             let mut h = [0u8; 40];
             if r.emit(&mut h).is_ok() {
                 f.extend_from_slice(&h);
                 f.extend_from_slice(tail);
             }
         }
-        FrameSpec::Other { src, dst, ethertype, tail } => {
+        FrameSpec::Other {
+            src,
+            dst,
+            ethertype,
+            tail,
+        } => {
             eth(*src, *dst, EtherType(*ethertype), None, &mut f);
             f.extend_from_slice(tail);
         }
@@ -181,7 +269,10 @@ fn check(sw: &Switch, cap: usize, batch: &[(PortId, Vec<u8>)], out: &Decisions) 
 fuzz_target!(|input: Input| {
     let cap = usize::from(input.cap % 16) + 1;
     let mut sw = Switch::new(SwitchConfig {
-        subnets: vec!["10.0.0.0/24".parse().expect("net"), "fd00::/64".parse().expect("net")],
+        subnets: vec![
+            "10.0.0.0/24".parse().expect("net"),
+            "fd00::/64".parse().expect("net"),
+        ],
         enable_icc: input.icc,
         internal: input.internal,
         anti_spoofing: input.anti_spoofing,
@@ -228,7 +319,11 @@ fuzz_target!(|input: Input| {
             Op::Expire => {
                 sw.expire(now);
             }
-            Op::Policy { icc, internal, anti_spoofing } => {
+            Op::Policy {
+                icc,
+                internal,
+                anti_spoofing,
+            } => {
                 sw.set_enable_icc(*icc);
                 sw.set_internal(*internal);
                 sw.set_anti_spoofing(*anti_spoofing);

@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod daemon;
 pub mod datapath;
+pub mod dns;
 pub mod host;
 pub mod model;
 pub mod netns;

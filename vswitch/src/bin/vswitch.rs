@@ -1,1 +1,5 @@
-fn main() {}
+//! `vswitch`: command-line client of `vswitchd` (docker-compatible `network` commands).
+
+fn main() {
+    std::process::exit(vswitch::cli::main());
+}

@@ -22,6 +22,8 @@ use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, 
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use super::gojson;
+
 /// The API version this client speaks (docker CLI 28.2.2).
 pub const API_VERSION: &str = "1.50";
 
@@ -92,14 +94,10 @@ impl Response {
 }
 
 /// Decodes the first JSON value in `body` (trailing data ignored, as `json.Decoder` does).
+/// Syntax errors read like Go's (`invalid character 'x' looking for beginning of value`).
 pub fn first_json_value(body: &[u8]) -> Result<serde_json::Value, String> {
-    let mut it = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
-    match it.next() {
-        None => Err("EOF".to_string()),
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) if e.is_eof() => Err("unexpected EOF".to_string()),
-        Some(Err(e)) => Err(e.to_string()),
-    }
+    let end = gojson::check_syntax(body, true)?;
+    serde_json::from_slice(&body[..end]).map_err(|e| e.to_string())
 }
 
 /// Client for one daemon socket.
@@ -107,7 +105,7 @@ pub struct Client {
     host: String,
     socket: PathBuf,
     version: String,
-    negotiate: bool,
+    needs_ping: bool,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -142,7 +140,7 @@ impl Client {
             host: format!("unix://{path}"),
             socket: PathBuf::from(path),
             version: API_VERSION.to_string(),
-            negotiate: true,
+            needs_ping: true,
             sender: None,
         })
     }
@@ -160,7 +158,7 @@ impl Client {
     /// Pins the API version and skips the `_ping` negotiation (like `DOCKER_API_VERSION`).
     pub fn set_api_version(&mut self, v: &str) {
         self.version = v.to_string();
-        self.negotiate = false;
+        self.needs_ping = false;
     }
 
     /// `HEAD /_ping` (unversioned), any status.
@@ -220,7 +218,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Response, ClientError> {
-        self.negotiate_version().await?;
+        self.negotiate().await?;
         let full = format!("/v{}{}", self.version, path);
         let (status, headers, body) = self.send_raw(method, &full, body).await?;
         if status.as_u16() >= 400 {
@@ -233,23 +231,44 @@ impl Client {
         })
     }
 
-    async fn negotiate_version(&mut self) -> Result<(), ClientError> {
-        if !self.negotiate {
+    /// API version negotiation (once), as the docker client does it: `HEAD /_ping`
+    /// (then `GET /_ping` unless the HEAD got 200 or 500) and adopt the daemon's
+    /// `Api-Version` when lower than ours (a missing header means 1.24). A ping that
+    /// fails with an HTTP error leaves the version alone; only a connection failure is
+    /// an error. Runs automatically before the first request.
+    pub async fn negotiate(&mut self) -> Result<(), ClientError> {
+        if !self.needs_ping {
             return Ok(());
         }
-        self.negotiate = false;
-        match self.ping().await {
-            Ok((_, headers)) => {
-                if let Some(v) = headers.get("api-version").and_then(|v| v.to_str().ok()) {
-                    if version_less(v, API_VERSION) && !version_less(v, "1.24") {
-                        self.version = v.to_string();
-                    }
+        self.needs_ping = false;
+        let (mut status, mut headers) = match self.ping().await {
+            Ok(r) => r,
+            Err(e) if e.is_connection_error() => return Err(e),
+            Err(_) => (StatusCode::NOT_FOUND, HeaderMap::new()),
+        };
+        if status != StatusCode::OK && status != StatusCode::INTERNAL_SERVER_ERROR {
+            match self.send_raw(Method::GET, "/_ping", None).await {
+                Ok((s, h, _)) => {
+                    status = s;
+                    headers = h;
                 }
-                Ok(())
+                Err(e) if e.is_connection_error() => return Err(e),
+                Err(_) => return Ok(()),
             }
-            Err(e) if e.is_connection_error() => Err(e),
-            Err(_) => Ok(()),
+            if status.as_u16() >= 400 {
+                return Ok(());
+            }
         }
+        let server = headers
+            .get("api-version")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .unwrap_or("1.24")
+            .to_string();
+        if version_less(&server, &self.version) {
+            self.version = server;
+        }
+        Ok(())
     }
 
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
@@ -332,7 +351,11 @@ impl Client {
         let code = status.as_u16();
         let reason = status.canonical_reason().unwrap_or("");
         let status_msg = format!("{code} {reason}").trim_end().to_string();
-        let url = format!("http://{}{}", host_escape(&self.socket.to_string_lossy()), path);
+        let url = format!(
+            "http://{}{}",
+            host_escape(&self.socket.to_string_lossy()),
+            path
+        );
         let message = if body.len() >= MAX_ERROR_BODY {
             format!("request returned {status_msg} with a message (> {MAX_ERROR_BODY} bytes) for API route and version {url}, check if the server supports the requested API version")
         } else if body.is_empty() {
@@ -341,7 +364,10 @@ impl Client {
             .get(CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == b"application/json")
         {
-            match serde_json::from_slice::<serde_json::Value>(body) {
+            let parsed = gojson::check_syntax(body, false).and_then(|_| {
+                serde_json::from_slice::<serde_json::Value>(body).map_err(|e| e.to_string())
+            });
+            match parsed {
                 Err(e) => format!("Error reading JSON: {e}"),
                 Ok(v) => {
                     let msg = v.as_object().and_then(|o| {
@@ -351,8 +377,17 @@ impl Client {
                                 .map(|(_, m)| m)
                         })
                     });
-                    match msg.and_then(|m| m.as_str()) {
-                        Some(m) if !m.is_empty() => {
+                    match msg {
+                        Some(m) if !m.is_string() && !m.is_null() => format!(
+                            "Error reading JSON: json: cannot unmarshal {} into Go struct field ErrorResponse.message of type string",
+                            match m {
+                                serde_json::Value::Bool(_) => "bool",
+                                serde_json::Value::Number(_) => "number",
+                                serde_json::Value::Array(_) => "array",
+                                _ => "object",
+                            }
+                        ),
+                        Some(serde_json::Value::String(m)) if !m.is_empty() => {
                             format!("Error response from daemon: {}", m.trim())
                         }
                         _ => format!(
@@ -437,7 +472,10 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(Client::new("unix:///a/b.sock").unwrap().host(), "unix:///a/b.sock");
+        assert_eq!(
+            Client::new("unix:///a/b.sock").unwrap().host(),
+            "unix:///a/b.sock"
+        );
         assert_eq!(Client::new("/a/b.sock").unwrap().host(), "unix:///a/b.sock");
         assert!(Client::new("tcp://1.2.3.4:2375").is_err());
         assert!(version_less("1.43", "1.50"));
@@ -468,7 +506,11 @@ mod tests {
             ("GET", "/v1.50/networks/nomsg") => (404, "application/json", "{}".into()),
             ("GET", "/v1.50/networks/empty") => (404, "application/json", String::new()),
             ("POST", "/v1.50/networks/prune") => (200, "application/json", "{}".into()),
-            _ => (404, "application/json", "{\"message\":\"page not found\"}".into()),
+            _ => (
+                404,
+                "application/json",
+                "{\"message\":\"page not found\"}".into(),
+            ),
         })
         .await;
         let mut c = Client::new(&d.host()).unwrap();
@@ -476,7 +518,10 @@ mod tests {
         assert_eq!(&r.body[..], b"[]\n");
         let e = c.get("/networks/nf").await.unwrap_err();
         assert!(e.is_not_found());
-        assert_eq!(e.to_string(), "Error response from daemon: network nf not found");
+        assert_eq!(
+            e.to_string(),
+            "Error response from daemon: network nf not found"
+        );
         let e = c.get("/networks/plain").await.unwrap_err();
         assert_eq!(e.to_string(), "Error response from daemon: boom");
         let e = c.get("/networks/nomsg").await.unwrap_err();

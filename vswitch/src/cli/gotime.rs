@@ -123,8 +123,12 @@ impl GoTime {
             if vb.len() < 6 || vb[3] != b':' {
                 return Err(bad("Z07:00", hold));
             }
-            let (hr, _) = getnum(&v[1..3], true).ok_or_else(|| bad("Z07:00", hold))?;
-            let (mm, _) = getnum(&v[4..6], true).ok_or_else(|| bad("Z07:00", hold))?;
+            let two = |a: u8, b: u8| -> Option<i64> {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+            };
+            let hr = two(vb[1], vb[2]).ok_or_else(|| bad("Z07:00", hold))?;
+            let mm = two(vb[4], vb[5]).ok_or_else(|| bad("Z07:00", hold))?;
             if hr > 24 {
                 return Err(range("time zone offset hour"));
             }
@@ -230,7 +234,189 @@ impl GoTime {
         } else {
             "0xc000010000"
         };
-        format!("{{{} {} {}}}", self.nanos, self.unix + UNIX_TO_INTERNAL, loc)
+        format!(
+            "{{{} {} {}}}",
+            self.nanos,
+            self.unix + UNIX_TO_INTERNAL,
+            loc
+        )
+    }
+}
+
+impl GoTime {
+    /// Seconds since the Unix epoch.
+    pub fn unix(&self) -> i64 {
+        self.unix
+    }
+
+    /// (year, month 1-12, day, hour, minute, second) in the time's zone.
+    pub fn parts(&self) -> (i64, i64, i64, i64, i64, i64) {
+        self.local_parts()
+    }
+
+    /// 0 = Sunday.
+    pub fn weekday(&self) -> usize {
+        let local = self.unix + i64::from(self.offset.unwrap_or(0));
+        (local.div_euclid(86_400) + 4).rem_euclid(7) as usize
+    }
+
+    /// Day of the year, 1-366.
+    pub fn year_day(&self) -> i64 {
+        let (y, m, d, ..) = self.local_parts();
+        days_from_civil(y, m, d) - days_from_civil(y, 1, 1) + 1
+    }
+
+    /// The same instant in UTC.
+    pub fn utc(&self) -> GoTime {
+        GoTime {
+            offset: None,
+            ..*self
+        }
+    }
+
+    /// Go's `Time.Format(layout)` for the usual layout elements (`2006 01 02 15 04 05`,
+    /// `Jan January Mon Monday`, `3 03 PM pm`, `_2 002`, `.000` / `.999…`, `MST`,
+    /// `-0700 -07:00 -07 Z0700 Z07:00 Z07`).
+    pub fn format(&self, layout: &str) -> String {
+        const MONTHS: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        const DAYS: [&str; 7] = [
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+        ];
+        let (y, mo, d, h, mi, sec) = self.local_parts();
+        let off = self.offset.unwrap_or(0);
+        let zone = |colon: bool, z: bool, short: bool| -> String {
+            if z && off == 0 {
+                return "Z".into();
+            }
+            let sign = if off < 0 { '-' } else { '+' };
+            let a = off.unsigned_abs();
+            if short {
+                format!("{sign}{:02}", a / 3600)
+            } else if colon {
+                format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
+            } else {
+                format!("{sign}{:02}{:02}", a / 3600, a / 60 % 60)
+            }
+        };
+        let lower_next = |rest: &str| rest.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        let mut out = String::new();
+        let mut i = 0;
+        let b = layout.as_bytes();
+        while i < b.len() {
+            let r = &layout[i..];
+            let (text, n): (String, usize) = if r.starts_with("January") {
+                (MONTHS[(mo - 1) as usize].into(), 7)
+            } else if r.starts_with("Jan") && !lower_next(&r[3..]) {
+                (MONTHS[(mo - 1) as usize][..3].into(), 3)
+            } else if r.starts_with("Monday") {
+                (DAYS[self.weekday()].into(), 6)
+            } else if r.starts_with("Mon") && !lower_next(&r[3..]) {
+                (DAYS[self.weekday()][..3].into(), 3)
+            } else if r.starts_with("MST") {
+                let name = match self.offset {
+                    None => "UTC".to_string(),
+                    Some(_) => zone(false, false, false),
+                };
+                (name, 3)
+            } else if r.starts_with("2006") {
+                (format!("{y:04}"), 4)
+            } else if r.starts_with("002") {
+                (format!("{:03}", self.year_day()), 3)
+            } else if r.starts_with("01") {
+                (format!("{mo:02}"), 2)
+            } else if r.starts_with("02") {
+                (format!("{d:02}"), 2)
+            } else if r.starts_with("03") {
+                (format!("{:02}", if h % 12 == 0 { 12 } else { h % 12 }), 2)
+            } else if r.starts_with("04") {
+                (format!("{mi:02}"), 2)
+            } else if r.starts_with("05") {
+                (format!("{sec:02}"), 2)
+            } else if r.starts_with("06") {
+                (format!("{:02}", y.rem_euclid(100)), 2)
+            } else if r.starts_with("_2") && !r.starts_with("_2006") {
+                (format!("{d:>2}"), 2)
+            } else if r.starts_with("15") {
+                (format!("{h}"), 2)
+            } else if r.starts_with('1') {
+                (format!("{mo}"), 1)
+            } else if r.starts_with('2') {
+                (format!("{d}"), 1)
+            } else if r.starts_with('3') {
+                (format!("{}", if h % 12 == 0 { 12 } else { h % 12 }), 1)
+            } else if r.starts_with('4') {
+                (format!("{mi}"), 1)
+            } else if r.starts_with('5') {
+                (format!("{sec}"), 1)
+            } else if r.starts_with("PM") {
+                ((if h >= 12 { "PM" } else { "AM" }).into(), 2)
+            } else if r.starts_with("pm") {
+                ((if h >= 12 { "pm" } else { "am" }).into(), 2)
+            } else if r.starts_with("Z07:00") {
+                (zone(true, true, false), 6)
+            } else if r.starts_with("Z0700") {
+                (zone(false, true, false), 5)
+            } else if r.starts_with("Z07") {
+                (zone(false, true, true), 3)
+            } else if r.starts_with("-07:00") {
+                (zone(true, false, false), 6)
+            } else if r.starts_with("-0700") {
+                (zone(false, false, false), 5)
+            } else if r.starts_with("-07") {
+                (zone(false, false, true), 3)
+            } else if (r.starts_with('.') || r.starts_with(','))
+                && r.len() > 1
+                && (r.as_bytes()[1] == b'0' || r.as_bytes()[1] == b'9')
+            {
+                let c = r.as_bytes()[1];
+                let mut j = 1;
+                while j < r.len() && r.as_bytes()[j] == c {
+                    j += 1;
+                }
+                if j < r.len() && r.as_bytes()[j].is_ascii_digit() {
+                    (r[..1].to_string(), 1)
+                } else {
+                    let digits = (j - 1).min(9);
+                    let full = format!("{:09}", self.nanos);
+                    let mut f = full[..digits].to_string();
+                    if c == b'9' {
+                        f = f.trim_end_matches('0').to_string();
+                        if f.is_empty() {
+                            (String::new(), j)
+                        } else {
+                            (format!("{}{f}", &r[..1]), j)
+                        }
+                    } else {
+                        (format!("{}{f}", &r[..1]), j)
+                    }
+                }
+            } else {
+                let c = r.chars().next().unwrap_or(' ');
+                (c.to_string(), c.len_utf8())
+            };
+            out.push_str(&text);
+            i += n;
+        }
+        out
     }
 }
 
@@ -260,7 +446,10 @@ fn getnum(s: &str, fixed: bool) -> Option<(i64, &str)> {
         }
         return Some((i64::from(b[0] - b'0'), &s[1..]));
     }
-    Some((i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'), &s[2..]))
+    Some((
+        i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'),
+        &s[2..],
+    ))
 }
 
 fn is_leap(y: i64) -> bool {
@@ -342,6 +531,23 @@ mod tests {
         assert!(t.is_zero());
         let t = GoTime::parse_rfc3339("2024-02-29T23:59:59.5-07:30").unwrap();
         assert_eq!(t.go_string(), "2024-02-29 23:59:59.5 -0730 -0730");
+    }
+
+    #[test]
+    fn format_layouts() {
+        let t = GoTime::parse_rfc3339("2025-06-01T10:04:05.123456789Z").unwrap();
+        assert_eq!(t.format("2006-01-02 15:04:05"), "2025-06-01 10:04:05");
+        assert_eq!(
+            t.format("Mon Jan _2 3:04PM .000 .999999 MST Z07:00"),
+            "Sun Jun  1 10:04AM .123 .123456 UTC Z"
+        );
+        assert_eq!(t.format(time_rfc1123()), "Sun, 01 Jun 2025 10:04:05 UTC");
+        assert_eq!(t.weekday(), 0);
+        assert_eq!(t.year_day(), 152);
+    }
+
+    fn time_rfc1123() -> &'static str {
+        "Mon, 02 Jan 2006 15:04:05 MST"
     }
 
     #[test]

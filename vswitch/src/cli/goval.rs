@@ -386,7 +386,9 @@ pub fn from_json_any(v: &serde_json::Value) -> Value {
         serde_json::Value::Object(o) => Value::Map {
             elem: &Ty::Any,
             entries: Some(Rc::new(
-                o.iter().map(|(k, v)| (k.clone(), from_json_any(v))).collect(),
+                o.iter()
+                    .map(|(k, v)| (k.clone(), from_json_any(v)))
+                    .collect(),
             )),
         },
     }
@@ -481,13 +483,11 @@ fn decode_at(
             let top = top.or(Some(st.name));
             let mut fields = Vec::with_capacity(st.fields.len());
             for f in st.fields {
-                let found = o
-                    .get(f.json)
-                    .or_else(|| {
-                        o.iter()
-                            .find(|(k, _)| k.eq_ignore_ascii_case(f.json))
-                            .map(|(_, x)| x)
-                    });
+                let found = o.get(f.json).or_else(|| {
+                    o.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(f.json))
+                        .map(|(_, x)| x)
+                });
                 match found {
                     Some(x) => {
                         path.push(f.json);
@@ -515,7 +515,9 @@ mod tests {
         name: "pkg.Inner",
         fields: &[
             FieldTy::new("A", Ty::String).omitempty(),
-            FieldTy::new("M", Ty::Map(&Ty::String)).json("Mm").omitempty(),
+            FieldTy::new("M", Ty::Map(&Ty::String))
+                .json("Mm")
+                .omitempty(),
         ],
     };
     static OUTER: StructTy = StructTy {

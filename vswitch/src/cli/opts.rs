@@ -14,6 +14,35 @@ pub fn parse_go_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Go's `strconv.ParseInt(s, 0, 64)` (pflag `int` flags): decimal, `0x` / `0o` / `0b` /
+/// leading-`0` octal, optional sign, `_` separators after a base prefix.
+pub fn parse_go_int(s: &str) -> Result<i64, String> {
+    let bad = || format!("strconv.ParseInt: parsing {s:?}: invalid syntax");
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.replace('_', ""))
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.replace('_', ""))
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.replace('_', ""))
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].replace('_', ""))
+    } else {
+        (10, lower.clone())
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return Err(bad());
+    }
+    let v = i128::from_str_radix(&digits, radix).map_err(|_| bad())?;
+    let v = if neg { -v } else { v };
+    i64::try_from(v).map_err(|_| format!("strconv.ParseInt: parsing {s:?}: value out of range"))
+}
+
 /// The values of one occurrence of a pflag `StringSlice` flag: the argument read as one
 /// CSV record (`--subnet a,b` is two subnets; `"a,b"` in quotes is one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -353,7 +382,10 @@ mod tests {
             parse_filter("name=b").unwrap(),
             parse_filter("label=x=y").unwrap(),
         ]);
-        assert_eq!(f.to_json(), r#"{"label":{"x=y":true},"name":{"a":true,"b":true}}"#);
+        assert_eq!(
+            f.to_json(),
+            r#"{"label":{"x=y":true},"name":{"a":true,"b":true}}"#
+        );
         let f = Filters::from_args(&[
             parse_filter("type=custom").unwrap(),
             parse_filter(" Name = a ").unwrap(),
@@ -364,7 +396,10 @@ mod tests {
             "?filters=%7B%22label%22%3A%7B%22a%5Cu0026b%22%3Atrue%7D%2C%22name%22%3A%7B%22a%22%3Atrue%7D%2C%22type%22%3A%7B%22custom%22%3Atrue%7D%7D"
         );
         let f = Filters::from_args(&[parse_filter("type=custom").unwrap()]);
-        assert_eq!(f.query(), "?filters=%7B%22type%22%3A%7B%22custom%22%3Atrue%7D%7D");
+        assert_eq!(
+            f.query(),
+            "?filters=%7B%22type%22%3A%7B%22custom%22%3Atrue%7D%7D"
+        );
         assert_eq!(Filters::default().query(), "");
         assert_eq!(
             parse_filter("bad").unwrap_err(),
@@ -374,7 +409,10 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(path_escape("a b?c#d!e*f(g)/x:y"), "a%20b%3Fc%23d%21e%2Af%28g%29/x:y");
+        assert_eq!(
+            path_escape("a b?c#d!e*f(g)/x:y"),
+            "a%20b%3Fc%23d%21e%2Af%28g%29/x:y"
+        );
         assert_eq!(query_escape("a b&c/d"), "a+b%26c%2Fd");
     }
 
@@ -403,7 +441,15 @@ mod tests {
         );
         assert_eq!(parse_label(" ab=c").unwrap(), " ab=c");
         assert!(parse_go_bool("false").is_ok_and(|b| !b));
+        assert_eq!(parse_go_int("-5"), Ok(-5));
+        assert_eq!(parse_go_int("0x10"), Ok(16));
+        assert_eq!(parse_go_int("010"), Ok(8));
+        assert!(parse_go_int("abc").is_err());
+        assert!(parse_go_int("").is_err());
         assert!(parse_go_bool("yes").is_err());
-        assert_eq!(trim_id("network", "  ").unwrap_err(), "invalid network name or ID: value is empty");
+        assert_eq!(
+            trim_id("network", "  ").unwrap_err(),
+            "invalid network name or ID: value is empty"
+        );
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::gotime::GoTime;
 use super::goval::{Ty, Value};
 use super::opts::query_escape;
 
@@ -63,7 +64,9 @@ impl Template {
             range_depth: 0,
             line: 1,
         };
-        let root = p.parse_root().map_err(|msg| format!("template: :{}: {msg}", p.line))?;
+        let root = p
+            .parse_root()
+            .map_err(|msg| format!("template: :{}: {msg}", p.line))?;
         Ok(Template {
             src: src.to_string(),
             root,
@@ -73,7 +76,6 @@ impl Template {
     /// Executes the template with `data` as dot.
     pub fn execute(&self, data: &Value, opts: &ExecOptions) -> Result<String, ExecError> {
         let mut ex = Exec {
-            src: &self.src,
             opts,
             vars: vec![("$".to_string(), data.clone())],
             out: String::new(),
@@ -300,10 +302,7 @@ fn lex(src: &str) -> Result<Vec<Item>, (usize, String)> {
                 }
                 '`' => {
                     let Some(end) = src[pos + 1..].find('`') else {
-                        return Err((
-                            line_of(src, pos),
-                            "unterminated raw quoted string".into(),
-                        ));
+                        return Err((line_of(src, pos), "unterminated raw quoted string".into()));
                     };
                     let quoted = &src[pos..pos + 1 + end + 1];
                     let val = src[pos + 1..pos + 1 + end].replace('\r', "");
@@ -677,8 +676,8 @@ impl fmt::Display for Pipe {
 
 const FUNCS: &[&str] = &[
     // Go builtins
-    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
-    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf", "println",
+    "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
     // docker/cli templates.basicFunctions
     "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
 ];
@@ -784,12 +783,10 @@ impl Parser<'_> {
                 Ok(Parsed::End)
             }
             Tok::Keyword("if") => Ok(Parsed::Node(Node::If(Box::new(self.control("if")?)))),
-            Tok::Keyword("with") => {
-                Ok(Parsed::Node(Node::With(Box::new(self.control("with")?))))
+            Tok::Keyword("with") => Ok(Parsed::Node(Node::With(Box::new(self.control("with")?)))),
+            Tok::Keyword("range") => {
+                Ok(Parsed::Node(Node::Range(Box::new(self.control("range")?))))
             }
-            Tok::Keyword("range") => Ok(Parsed::Node(Node::Range(Box::new(
-                self.control("range")?,
-            )))),
             Tok::Keyword(k @ ("break" | "continue")) => {
                 if self.range_depth == 0 {
                     return Err(format!("{{{{{k}}}}} outside {{{{range}}}}"));
@@ -932,7 +929,10 @@ impl Parser<'_> {
                 c.args[0],
                 Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number(..) | Arg::Str(..)
             ) {
-                return Err(format!("non executable command in pipeline stage {}", i + 1));
+                return Err(format!(
+                    "non executable command in pipeline stage {}",
+                    i + 1
+                ));
             }
         }
         Ok(pipe)
@@ -1084,14 +1084,9 @@ impl Fail {
             Some(i) => pos - (i + 1),
             None => pos,
         };
-        let node = if self.node.chars().count() > 20 {
-            format!("{}...", self.node.chars().take(20).collect::<String>())
-        } else {
-            self.node.clone()
-        };
         format!(
-            "template: :{line}:{col}: executing \"\" at <{node}>: {}",
-            self.msg
+            "template: :{line}:{col}: executing \"\" at <{}>: {}",
+            self.node, self.msg
         )
     }
 }
@@ -1105,8 +1100,6 @@ enum Flow {
 }
 
 struct Exec<'a> {
-    #[allow(dead_code)]
-    src: &'a str,
     opts: &'a ExecOptions,
     vars: Vec<(String, Value)>,
     out: String,
@@ -1258,7 +1251,9 @@ impl Exec<'_> {
         let first = &c.args[0];
         let rest = &c.args[1..];
         match first {
-            Arg::Field(p, ids) => self.eval_field_chain(dot, dot.clone(), first, *p, ids, rest, fin),
+            Arg::Field(p, ids) => {
+                self.eval_field_chain(dot, dot.clone(), first, *p, ids, rest, fin)
+            }
             Arg::Chain(p, node, ids) => {
                 let recv = self.eval_arg(dot, node)?;
                 self.eval_field_chain(dot, recv, first, *p, ids, rest, fin)
@@ -1410,6 +1405,16 @@ impl Exec<'_> {
                 node,
                 format!("nil pointer evaluating interface {{}}.{name}"),
             )),
+            Value::Time(t) => {
+                let mut vals = Vec::with_capacity(args.len() + 1);
+                for a in args {
+                    vals.push(self.eval_arg(dot, a)?);
+                }
+                if let Some(f) = fin {
+                    vals.push(f);
+                }
+                time_method(t, name, &vals).map_err(|m| fail(pos, node, m))
+            }
             other => {
                 // In the raw-JSON fallback every value below the root sits in an
                 // `interface{}`, which is the type Go names.
@@ -1516,6 +1521,84 @@ impl Exec<'_> {
     }
 }
 
+/// The `time.Time` methods templates use.
+fn time_method(t: &GoTime, name: &str, args: &[Value]) -> Result<Value, String> {
+    let want = |n: usize| {
+        if args.len() != n {
+            Err(format!(
+                "wrong number of args for {name}: want {n} got {}",
+                args.len()
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let (y, mo, d, h, mi, s) = t.parts();
+    Ok(match name {
+        "Format" => {
+            want(1)?;
+            let Value::Str(layout) = &args[0] else {
+                return Err(format!(
+                    "wrong type for value; expected string; got {}",
+                    args[0].type_name()
+                ));
+            };
+            Value::Str(t.format(layout))
+        }
+        "String" => {
+            want(0)?;
+            Value::Str(t.go_string())
+        }
+        "Unix" => {
+            want(0)?;
+            Value::Int(t.unix())
+        }
+        "UnixNano" => {
+            want(0)?;
+            Value::Int(t.unix().saturating_mul(1_000_000_000) + i64::from(t.nanos))
+        }
+        "Year" => Value::Int(y),
+        "Day" => Value::Int(d),
+        "Hour" => Value::Int(h),
+        "Minute" => Value::Int(mi),
+        "Second" => Value::Int(s),
+        "Nanosecond" => Value::Int(i64::from(t.nanos)),
+        "YearDay" => Value::Int(t.year_day()),
+        "Month" => Value::Str(
+            [
+                "January",
+                "February",
+                "March",
+                "April",
+                "May",
+                "June",
+                "July",
+                "August",
+                "September",
+                "October",
+                "November",
+                "December",
+            ][(mo - 1) as usize]
+                .to_string(),
+        ),
+        "Weekday" => Value::Str(
+            [
+                "Sunday",
+                "Monday",
+                "Tuesday",
+                "Wednesday",
+                "Thursday",
+                "Friday",
+                "Saturday",
+            ][t.weekday()]
+            .to_string(),
+        ),
+        "IsZero" => Value::Bool(t.is_zero()),
+        "UTC" | "Local" => Value::Time(t.utc()),
+        _ => return Err(format!("can't evaluate field {name} in type time.Time")),
+    })
+}
+
 enum CallErr {
     /// reported at the function name (argument count)
     Ident(String),
@@ -1539,10 +1622,13 @@ fn arg_str(a: &[Value], i: usize) -> Result<String, CallErr> {
     match &a[i] {
         Value::Str(s) => Ok(s.clone()),
         Value::Invalid => Err(CallErr::Arg(i, "invalid value; expected string".into())),
-        other => Err(CallErr::Arg(i, format!(
-            "wrong type for value; expected string; got {}",
-            other.type_name()
-        ))),
+        other => Err(CallErr::Arg(
+            i,
+            format!(
+                "wrong type for value; expected string; got {}",
+                other.type_name()
+            ),
+        )),
     }
 }
 
@@ -1550,10 +1636,13 @@ fn arg_int(a: &[Value], i: usize) -> Result<i64, CallErr> {
     match &a[i] {
         Value::Int(n) => Ok(*n),
         Value::Invalid => Err(CallErr::Arg(i, "invalid value; expected int".into())),
-        other => Err(CallErr::Arg(i, format!(
-            "wrong type for value; expected int; got {}",
-            other.type_name()
-        ))),
+        other => Err(CallErr::Arg(
+            i,
+            format!(
+                "wrong type for value; expected int; got {}",
+                other.type_name()
+            ),
+        )),
     }
 }
 
@@ -1568,10 +1657,13 @@ fn arg_strings(a: &[Value], i: usize) -> Result<Vec<String>, CallErr> {
             .map(|x| x.as_str().unwrap_or_default().to_string())
             .collect()),
         Value::Invalid => Err(CallErr::Arg(i, "invalid value; expected []string".into())),
-        other => Err(CallErr::Arg(i, format!(
-            "wrong type for value; expected []string; got {}",
-            other.type_name()
-        ))),
+        other => Err(CallErr::Arg(
+            i,
+            format!(
+                "wrong type for value; expected []string; got {}",
+                other.type_name()
+            ),
+        )),
     }
 }
 
@@ -1671,9 +1763,7 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
                 Value::Map { entries, .. } => {
                     Ok(Value::Int(entries.as_ref().map_or(0, |m| m.len()) as i64))
                 }
-                Value::Invalid | Value::Nil => {
-                    Err(CallErr::Calling("len of nil pointer".into()))
-                }
+                Value::Invalid | Value::Nil => Err(CallErr::Calling("len of nil pointer".into())),
                 other => Err(CallErr::Calling(format!(
                     "len of type {}",
                     other.type_name()
@@ -1687,17 +1777,25 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
                 ));
             }
             let mut item = v[0].clone();
-            if matches!(item, Value::Invalid) {
+            if matches!(item, Value::Invalid | Value::Nil) {
                 return Err(CallErr::Calling("index of untyped nil".into()));
             }
             for ix in &v[1..] {
                 item = match (&item, ix) {
                     (Value::Slice { items, .. }, Value::Int(i)) => {
                         let len = items.as_ref().map_or(0, |x| x.len());
-                        if *i < 0 || *i as usize >= len {
+                        if *i < 0 || *i as usize > len {
                             return Err(CallErr::Calling(format!("index out of range: {i}")));
                         }
-                        items.as_ref().map(|x| x[*i as usize].clone()).unwrap_or(Value::Nil)
+                        if *i as usize == len {
+                            return Err(CallErr::Calling(
+                                "reflect: slice index out of range".into(),
+                            ));
+                        }
+                        items
+                            .as_ref()
+                            .map(|x| x[*i as usize].clone())
+                            .unwrap_or(Value::Nil)
                     }
                     (Value::Map { entries, elem }, Value::Str(k)) => entries
                         .as_ref()
@@ -1705,23 +1803,30 @@ fn call_builtin(name: &str, v: &[Value], header: bool) -> Result<Value, CallErr>
                         .cloned()
                         .unwrap_or_else(|| elem.zero()),
                     (Value::Str(s), Value::Int(i)) => {
-                        if *i < 0 || *i as usize >= s.len() {
+                        if *i < 0 || *i as usize > s.len() {
                             return Err(CallErr::Calling(format!("index out of range: {i}")));
+                        }
+                        if *i as usize == s.len() {
+                            return Err(CallErr::Calling(
+                                "reflect: string index out of range".into(),
+                            ));
                         }
                         Value::Int(i64::from(s.as_bytes()[*i as usize]))
                     }
-                    (Value::Nil, _) => {
-                        return Err(CallErr::Calling("index of nil pointer".into()))
-                    }
-                    (Value::Map { .. }, other) | (Value::Slice { .. }, other) => {
+                    (Value::Nil, _) => return Err(CallErr::Calling("index of nil pointer".into())),
+                    (Value::Map { .. }, other) => {
                         return Err(CallErr::Calling(format!(
-                            "value has type {}; should be {}",
-                            other.type_name(),
-                            if matches!(item, Value::Map { .. }) {
-                                "string"
-                            } else {
-                                "int"
-                            }
+                            "value has type {}; should be string",
+                            other.type_name()
+                        )))
+                    }
+                    (Value::Slice { .. } | Value::Str(_), Value::Invalid | Value::Nil) => {
+                        return Err(CallErr::Calling("cannot index slice/array with nil".into()))
+                    }
+                    (Value::Slice { .. } | Value::Str(_), other) => {
+                        return Err(CallErr::Calling(format!(
+                            "cannot index slice/array with type {}",
+                            other.type_name()
                         )))
                     }
                     (other, _) => {
@@ -1938,11 +2043,20 @@ mod tests {
             "10.0.0.0/24,fd00::/64,"
         );
         assert_eq!(raw("{{.Labels}}", d).unwrap(), "map[a:1 b:2]");
-        assert_eq!(raw("{{.E}}|{{.N}}|{{.Nope}}", d).unwrap(), "[]|<no value>|<no value>");
+        assert_eq!(
+            raw("{{.E}}|{{.N}}|{{.Nope}}", d).unwrap(),
+            "[]|<no value>|<no value>"
+        );
         assert_eq!(raw("{{index .Labels \"a\"}}", d).unwrap(), "1");
         assert_eq!(raw("{{json .Labels}}", d).unwrap(), r#"{"a":"1","b":"2"}"#);
-        assert_eq!(raw("{{json .IPAM.Config}}", d).unwrap(), r#"[{"Subnet":"10.0.0.0/24"},{"Gateway":"fd00::1","Subnet":"fd00::/64"}]"#);
-        assert_eq!(raw("{{\"a\\tb\"}} {{`r\\n`}} {{3}} {{true}} {{'a'}}", d).unwrap(), "a\tb r\\n 3 true 97");
+        assert_eq!(
+            raw("{{json .IPAM.Config}}", d).unwrap(),
+            r#"[{"Subnet":"10.0.0.0/24"},{"Gateway":"fd00::1","Subnet":"fd00::/64"}]"#
+        );
+        assert_eq!(
+            raw("{{\"a\\tb\"}} {{`r\\n`}} {{3}} {{true}} {{'a'}}", d).unwrap(),
+            "a\tb r\\n 3 true 97"
+        );
     }
 
     #[test]
@@ -1953,17 +2067,33 @@ mod tests {
             "x=1;y=2;"
         );
         assert_eq!(
-            raw("{{range $i, $e := .S}}{{if eq $i 1}}{{continue}}{{end}}{{$e}}{{end}}", d).unwrap(),
+            raw(
+                "{{range $i, $e := .S}}{{if eq $i 1}}{{continue}}{{end}}{{$e}}{{end}}",
+                d
+            )
+            .unwrap(),
             "ac"
         );
         assert_eq!(raw("{{range .S}}{{.}}{{break}}{{end}}", d).unwrap(), "a");
-        assert_eq!(raw("{{if .F}}a{{else if .T}}b{{else}}c{{end}}", d).unwrap(), "b");
-        assert_eq!(raw("{{with .L}}{{.x}}{{end}}{{with .Q}}q{{else}}none{{end}}", d).unwrap(), "1none");
+        assert_eq!(
+            raw("{{if .F}}a{{else if .T}}b{{else}}c{{end}}", d).unwrap(),
+            "b"
+        );
+        assert_eq!(
+            raw("{{with .L}}{{.x}}{{end}}{{with .Q}}q{{else}}none{{end}}", d).unwrap(),
+            "1none"
+        );
         assert_eq!(raw("{{$x := .S}}{{len $x}} {{$.T}}", d).unwrap(), "3 true");
-        assert_eq!(raw("{{range .Q}}x{{else}}empty{{end}}", d).unwrap(), "empty");
+        assert_eq!(
+            raw("{{range .Q}}x{{else}}empty{{end}}", d).unwrap(),
+            "empty"
+        );
         assert_eq!(raw("  {{- .T -}}  \n x", d).unwrap(), "truex");
         assert_eq!(raw("a{{/* c */}}b{{- /* c */ -}} c", d).unwrap(), "abc");
-        assert_eq!(raw("{{.T | not}} {{and .T .F}} {{or .F \"z\"}}", d).unwrap(), "false false z");
+        assert_eq!(
+            raw("{{.T | not}} {{and .T .F}} {{or .F \"z\"}}", d).unwrap(),
+            "false false z"
+        );
         assert_eq!(
             raw("{{join .S \",\"}}", d).unwrap_err(),
             "template: :1:7: executing \"\" at <.S>: wrong type for value; expected []string; got []interface {}"
@@ -2002,7 +2132,9 @@ mod tests {
             header: false,
         };
         assert_eq!(
-            t.execute(&json_value("{}").unwrap(), &opts).unwrap_err().message,
+            t.execute(&json_value("{}").unwrap(), &opts)
+                .unwrap_err()
+                .message,
             "template: :1:2: executing \"\" at <.Foo>: map has no entry for key \"Foo\""
         );
         assert_eq!(
@@ -2018,8 +2150,14 @@ mod tests {
             raw("{{index .A 5}}", r#"{"A":[1]}"#).unwrap_err(),
             "template: :1:2: executing \"\" at <index .A 5>: error calling index: index out of range: 5"
         );
-        let e = Template::parse("x\n{{.A}}").unwrap().execute(&Value::Str("s".into()), &ExecOptions::default()).unwrap_err();
-        assert_eq!(e.message, "template: :2:2: executing \"\" at <.A>: can't evaluate field A in type string");
+        let e = Template::parse("x\n{{.A}}")
+            .unwrap()
+            .execute(&Value::Str("s".into()), &ExecOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "template: :2:2: executing \"\" at <.A>: can't evaluate field A in type string"
+        );
         assert_eq!(e.partial, "x\n");
     }
 

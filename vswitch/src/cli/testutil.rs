@@ -4,9 +4,36 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, Response, StatusCode};
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Runs a command line against `host`, returning (exit code, stdout, stderr).
+pub async fn run_line(host: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut argv = vec!["vswitch", "-H", host];
+    argv.extend_from_slice(args);
+    let cli = super::Cli::try_parse_from(argv).expect("valid command line");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut input = std::io::Cursor::new(stdin.as_bytes().to_vec());
+    let mut io = super::Io {
+        out: &mut out,
+        err: &mut err,
+        input: &mut input,
+    };
+    let code = match super::run(cli, &mut io).await {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(m) = &e.message {
+                io.eprintln(m);
+            }
+            e.code
+        }
+    };
+    (
+        code,
+        String::from_utf8(out).expect("utf-8"),
+        String::from_utf8(err).expect("utf-8"),
+    )
+}
 
 /// One request as the fake daemon saw it.
 #[derive(Clone, Debug)]
@@ -57,53 +84,14 @@ impl FakeDaemon {
         let reqs: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
         let r2 = reqs.clone();
-        let app = axum::Router::new().fallback(move |req: Request| {
-            let reqs = r2.clone();
-            let handler = handler.clone();
-            async move {
-                let method = req.method().to_string();
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default();
-                let headers = req
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                    .collect();
-                let body = axum::body::to_bytes(req.into_body(), usize::MAX)
-                    .await
-                    .unwrap_or_default();
-                let rec = Recorded {
-                    method,
-                    path,
-                    headers,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                };
-                reqs.lock().expect("lock").push(rec.clone());
-                if rec.path == "/_ping" {
-                    let mut r = Response::new(Body::from(if rec.method == "HEAD" {
-                        ""
-                    } else {
-                        "OK"
-                    }));
-                    r.headers_mut()
-                        .insert("Api-Version", HeaderValue::from_static("1.50"));
-                    return r;
-                }
-                let (status, ct, body) = handler(&rec);
-                let mut r = Response::new(Body::from(body));
-                *r.status_mut() = StatusCode::from_u16(status).expect("status");
-                if !ct.is_empty() {
-                    r.headers_mut()
-                        .insert("Content-Type", HeaderValue::from_static(ct));
-                }
-                r
-            }
-        });
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            while let Ok((stream, _)) = listener.accept().await {
+                let reqs = r2.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let _ = serve_conn(stream, reqs, handler).await;
+                });
+            }
         });
         FakeDaemon {
             dir,
@@ -134,6 +122,70 @@ impl FakeDaemon {
             .filter(|r| r.path != "/_ping")
             .map(|r| format!("{} {} {}", r.method, r.path, r.body))
             .collect()
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive server loop (Content-Length bodies only).
+async fn serve_conn(
+    stream: tokio::net::UnixStream,
+    reqs: Arc<Mutex<Vec<Recorded>>>,
+    handler: Arc<Handler>,
+) -> std::io::Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    loop {
+        let mut line = String::new();
+        if rd.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            rd.read_line(&mut h).await?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_lowercase(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        rd.read_exact(&mut body).await?;
+        let rec = Recorded {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        reqs.lock().expect("lock").push(rec.clone());
+        let (status, ct, body) = if rec.path == "/_ping" {
+            let b = if rec.method == "HEAD" { "" } else { "OK" };
+            (200, "text/plain; charset=utf-8", b.to_string())
+        } else {
+            handler(&rec)
+        };
+        let mut resp = format!("HTTP/1.1 {status} X\r\nApi-Version: 1.50\r\n");
+        if !ct.is_empty() {
+            resp.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        let send_body = rec.method != "HEAD";
+        resp.push_str(&format!(
+            "Content-Length: {}\r\n\r\n",
+            if send_body { body.len() } else { 0 }
+        ));
+        if send_body {
+            resp.push_str(&body);
+        }
+        wr.write_all(resp.as_bytes()).await?;
     }
 }
 

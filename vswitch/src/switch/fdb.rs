@@ -11,8 +11,10 @@
 //! - A MAC seen on another port moves there at once.
 //! - Expired entries are dropped when looked up, and by a sweep over the table done at most
 //!   once per [`SWEEP_INTERVAL`] (when a new MAC finds the table full) or when the owner
-//!   calls [`Fdb::expire`]. So the cost per frame stays O(1), and the table never allocates
-//!   after construction as long as `cap` is within [`PREALLOC_MAX`].
+//!   calls [`Fdb::expire`]. So the cost per frame stays O(1).
+//! - The table starts with room for [`INITIAL_CAPACITY`] entries and grows with the number of
+//!   MACs (never past what `cap` needs), so a small network costs little memory; once the
+//!   population is stable, nothing allocates.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,8 +28,8 @@ pub const DEFAULT_AGEING: Duration = Duration::from_secs(300);
 pub const DEFAULT_FDB_CAP: usize = 8192;
 /// Minimum time between two sweeps triggered by a full table.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Entries reserved up front (the cap, if smaller): a larger cap grows the table on demand.
-pub const PREALLOC_MAX: usize = 65_536;
+/// Entries reserved up front (the cap, if smaller); the table grows on demand.
+pub const INITIAL_CAPACITY: usize = 64;
 
 /// Milliseconds of a `Duration`, saturating.
 pub(crate) fn millis(d: Duration) -> u64 {
@@ -69,7 +71,7 @@ impl Fdb {
     /// An empty table holding at most `cap` entries, each living `ageing` after its last use.
     pub fn new(cap: usize, ageing: Duration) -> Fdb {
         Fdb {
-            map: HashMap::with_capacity(cap.min(PREALLOC_MAX)),
+            map: HashMap::with_capacity(cap.min(INITIAL_CAPACITY)),
             cap,
             ageing_ms: millis(ageing),
             last_sweep_ms: None,
