@@ -4,7 +4,9 @@
 use vswitch_tests::*;
 
 fn create_seed_networks(d: &Daemon) -> (String, String, String) {
-    let my = ok(d.vswitch(&["network", "create", "mynetwork"])).trim().to_string();
+    let my = ok(d.vswitch(&["network", "create", "mynetwork"]))
+        .trim()
+        .to_string();
     let tb1 = ok(d.vswitch(&[
         "network",
         "create",
@@ -83,9 +85,22 @@ fn seed_examples_give_seed_results() {
     let raw = ok(d.vswitch(&["network", "inspect", "testbridge1"]));
     let mut last = 0;
     for k in [
-        "Name", "Id", "Created", "Scope", "Driver", "EnableIPv4", "EnableIPv6", "IPAM",
-        "Internal", "Attachable", "Ingress", "ConfigFrom", "ConfigOnly", "Containers",
-        "Options", "Labels",
+        "Name",
+        "Id",
+        "Created",
+        "Scope",
+        "Driver",
+        "EnableIPv4",
+        "EnableIPv6",
+        "IPAM",
+        "Internal",
+        "Attachable",
+        "Ingress",
+        "ConfigFrom",
+        "ConfigOnly",
+        "Containers",
+        "Options",
+        "Labels",
     ] {
         // Top-level keys only (8 spaces of indentation: inside the `[`).
         let pos = raw
@@ -107,21 +122,48 @@ fn seed_examples_give_seed_results() {
     );
 
     let b = inspect(&d, "bridge");
-    assert_eq!(b["Options"]["com.docker.network.bridge.default_bridge"], "true");
+    assert_eq!(
+        b["Options"]["com.docker.network.bridge.default_bridge"],
+        "true"
+    );
     assert_eq!(b["Options"]["com.docker.network.bridge.name"], "docker0");
     assert_eq!(b["IPAM"]["Options"], serde_json::Value::Null);
     assert_eq!(b["IPAM"]["Config"][0]["Subnet"], "172.17.0.0/16");
     assert_eq!(inspect(&d, "none")["Driver"], "null");
-    assert_eq!(inspect(&d, "host")["IPAM"]["Config"], serde_json::Value::Null);
+    assert_eq!(
+        inspect(&d, "host")["IPAM"]["Config"],
+        serde_json::Value::Null
+    );
 
     // ls -f type=custom lists only user networks.
-    let custom = ok(d.vswitch(&["network", "ls", "-f", "type=custom", "--format", "{{.Name}}"]));
+    let custom = ok(d.vswitch(&[
+        "network",
+        "ls",
+        "-f",
+        "type=custom",
+        "--format",
+        "{{.Name}}",
+    ]));
     assert_eq!(custom, "mynetwork\ntestbridge1\ntestbridge2\n");
-    let builtin = ok(d.vswitch(&["network", "ls", "-f", "type=builtin", "--format", "{{.Name}}"]));
+    let builtin = ok(d.vswitch(&[
+        "network",
+        "ls",
+        "-f",
+        "type=builtin",
+        "--format",
+        "{{.Name}}",
+    ]));
     assert_eq!(builtin, "bridge\nhost\nnone\n");
     // ls -f id=<part> filters by (a substring of) the id.
     let part = &tb1[3..9];
-    let by_id = ok(d.vswitch(&["network", "ls", "-q", "--no-trunc", "-f", &format!("id={part}")]));
+    let by_id = ok(d.vswitch(&[
+        "network",
+        "ls",
+        "-q",
+        "--no-trunc",
+        "-f",
+        &format!("id={part}"),
+    ]));
     assert!(by_id.lines().any(|l| l == tb1), "{by_id}");
     assert!(by_id.lines().all(|l| l.contains(part)), "{by_id}");
     // Lookup by unique id prefix.
@@ -149,9 +191,20 @@ fn docker_cli_prints_what_vswitch_prints() {
         vec!["network", "ls", "-q"],
         vec!["network", "ls", "-f", "type=custom"],
         vec!["network", "ls", "-f", "label=team=a"],
-        vec!["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Internal}}"],
+        vec![
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Internal}}",
+        ],
         vec!["network", "inspect", "testbridge1", "fromdocker", "bridge"],
-        vec!["network", "inspect", "--format", "{{.Name}} {{.IPAM.Driver}}", "mynetwork"],
+        vec![
+            "network",
+            "inspect",
+            "--format",
+            "{{.Name}} {{.IPAM.Driver}}",
+            "mynetwork",
+        ],
     ] {
         let a = ok(d.docker(&args));
         let b = ok(d.vswitch(&args));
@@ -165,12 +218,21 @@ fn docker_cli_prints_what_vswitch_prints() {
     assert_eq!(a.status.code(), b.status.code());
 
     // rm through docker, prune through vswitch and docker.
-    assert_eq!(ok(d.docker(&["network", "rm", "fromdocker"])), "fromdocker\n");
+    assert_eq!(
+        ok(d.docker(&["network", "rm", "fromdocker"])),
+        "fromdocker\n"
+    );
     let e = fails(d.docker(&["network", "rm", "bridge"]));
-    assert!(e.contains("bridge is a pre-defined network and cannot be removed"), "{e}");
+    assert!(
+        e.contains("bridge is a pre-defined network and cannot be removed"),
+        "{e}"
+    );
     // Docker's order of deleted networks is unspecified: compare as a set.
     let pruned = ok(d.docker(&["network", "prune", "-f"]));
-    assert!(pruned.starts_with("Deleted Networks:\n") && pruned.ends_with("\n\n"), "{pruned:?}");
+    assert!(
+        pruned.starts_with("Deleted Networks:\n") && pruned.ends_with("\n\n"),
+        "{pruned:?}"
+    );
     let mut names: Vec<&str> = pruned.lines().skip(1).filter(|l| !l.is_empty()).collect();
     names.sort();
     assert_eq!(names, ["mynetwork", "testbridge1", "testbridge2"]);
@@ -183,10 +245,26 @@ fn docker_cli_prints_what_vswitch_prints() {
 fn state_survives_sigkill() {
     let mut d = Daemon::start("rst");
     create_seed_networks(&d);
-    ok(d.vswitch(&["network", "create", "--ipv6", "--subnet", "fd00:1::/64", "--label", "a=b", "v6net"]));
+    ok(d.vswitch(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:1::/64",
+        "--label",
+        "a=b",
+        "v6net",
+    ]));
     let ls = ok(d.vswitch(&["network", "ls", "--no-trunc"]));
     let all = ok(d.vswitch(&[
-        "network", "inspect", "bridge", "host", "none", "mynetwork", "testbridge1", "testbridge2",
+        "network",
+        "inspect",
+        "bridge",
+        "host",
+        "none",
+        "mynetwork",
+        "testbridge1",
+        "testbridge2",
         "v6net",
     ]));
     d.kill(libc::SIGKILL);
@@ -194,14 +272,24 @@ fn state_survives_sigkill() {
     assert_eq!(ok(d.vswitch(&["network", "ls", "--no-trunc"])), ls);
     assert_eq!(
         ok(d.vswitch(&[
-            "network", "inspect", "bridge", "host", "none", "mynetwork", "testbridge1",
-            "testbridge2", "v6net",
+            "network",
+            "inspect",
+            "bridge",
+            "host",
+            "none",
+            "mynetwork",
+            "testbridge1",
+            "testbridge2",
+            "v6net",
         ])),
         all
     );
     // Allocation state was replayed: mynetwork holds 172.18 and v6net (IPv4 too) 172.19.
     ok(d.vswitch(&["network", "create", "after"]));
-    assert_eq!(inspect(&d, "after")["IPAM"]["Config"][0]["Subnet"], "172.20.0.0/16");
+    assert_eq!(
+        inspect(&d, "after")["IPAM"]["Config"][0]["Subnet"],
+        "172.20.0.0/16"
+    );
 }
 
 #[test]
@@ -211,34 +299,88 @@ fn bad_input_is_refused_and_changes_nothing() {
     let before = ok(d.vswitch(&["network", "ls", "--no-trunc"]));
     let cases: &[(&[&str], &str)] = &[
         (
-            &["network", "create", "--subnet", "10.15.20.128/25", "overlap"],
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.15.20.128/25",
+                "overlap",
+            ],
             "Pool overlaps with other one on this address space",
         ),
         (
-            &["network", "create", "--subnet", "10.20.0.0/24", "--gateway", "10.20.1.1", "gwout"],
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.20.0.0/24",
+                "--gateway",
+                "10.20.1.1",
+                "gwout",
+            ],
             "no matching subnet for gateway 10.20.1.1",
         ),
         (
-            &["network", "create", "--subnet", "10.20.0.0/24", "--ip-range", "10.21.0.0/25", "rangeout"],
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.20.0.0/24",
+                "--ip-range",
+                "10.21.0.0/25",
+                "rangeout",
+            ],
             "no matching subnet for range 10.21.0.0/25",
         ),
         (
-            &["network", "create", "--subnet", "10.20.0.0/24", "--aux-address", "a=10.22.0.3", "auxout"],
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.20.0.0/24",
+                "--aux-address",
+                "a=10.22.0.3",
+                "auxout",
+            ],
             "no matching subnet for aux-address 10.22.0.3",
         ),
-        (&["network", "create", "mynetwork"], "network with name mynetwork already exists"),
+        (
+            &["network", "create", "mynetwork"],
+            "network with name mynetwork already exists",
+        ),
         (
             &["network", "create", "--subnet", "10.300.0.0/24", "badcidr"],
             "invalid subnet 10.300.0.0/24: invalid CIDR block notation",
         ),
-        (&["network", "create", "-d", "nosuch", "baddriver"], "plugin \"nosuch\" not found"),
-        (&["network", "create", "-d", "host", "host2"], "only one instance of \"host\" network is allowed"),
-        (&["network", "create", "--ipam-driver", "dhcp", "badipam"], "invalid ipam driver: \"dhcp\""),
-        (&["network", "rm", "bridge"], "bridge is a pre-defined network and cannot be removed"),
-        (&["network", "rm", "none"], "none is a pre-defined network and cannot be removed"),
+        (
+            &["network", "create", "-d", "nosuch", "baddriver"],
+            "plugin \"nosuch\" not found",
+        ),
+        (
+            &["network", "create", "-d", "host", "host2"],
+            "only one instance of \"host\" network is allowed",
+        ),
+        (
+            &["network", "create", "--ipam-driver", "dhcp", "badipam"],
+            "invalid ipam driver: \"dhcp\"",
+        ),
+        (
+            &["network", "rm", "bridge"],
+            "bridge is a pre-defined network and cannot be removed",
+        ),
+        (
+            &["network", "rm", "none"],
+            "none is a pre-defined network and cannot be removed",
+        ),
         (&["network", "rm", "nope"], "network nope not found"),
         (
-            &["network", "create", "-o", "com.docker.network.bridge.enable_icc=maybe", "badopt"],
+            &[
+                "network",
+                "create",
+                "-o",
+                "com.docker.network.bridge.enable_icc=maybe",
+                "badopt",
+            ],
             "com.docker.network.bridge.enable_icc",
         ),
     ];
@@ -252,32 +394,50 @@ fn bad_input_is_refused_and_changes_nothing() {
     let r = d.request(
         "POST",
         "/v1.50/networks/create",
-        Some(r#"{"Name":"gw2","IPAM":{"Config":[{"Subnet":"10.30.0.0/24","Gateway":"10.31.0.1"}]}}"#),
+        Some(
+            r#"{"Name":"gw2","IPAM":{"Config":[{"Subnet":"10.30.0.0/24","Gateway":"10.31.0.1"}]}}"#,
+        ),
     );
     assert_eq!(r.status, 400);
     assert_eq!(
         r.json()["message"],
         "invalid network config:\ninvalid gateway 10.31.0.1: parent subnet 10.30.0.0/24 doesn't contain this address"
     );
-    assert!(r.headers.contains("Content-Type: application/json\r") || r.headers.contains("content-type: application/json\r"));
+    assert!(
+        r.headers.contains("Content-Type: application/json\r")
+            || r.headers.contains("content-type: application/json\r")
+    );
     let r = d.request(
         "POST",
         "/v1.50/networks/create",
         Some(r#"{"Name":"r2","IPAM":{"Config":[{"Subnet":"10.30.0.0/24","IPRange":"10.32.0.0/24"}]}}"#),
     );
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("doesn't contain ip-range"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("doesn't contain ip-range"));
     let r = d.request(
         "POST",
         "/v1.50/networks/create",
         Some(r#"{"Name":"a2","IPAM":{"Config":[{"Subnet":"10.30.0.0/24","AuxiliaryAddresses":{"x":"10.33.0.1"}}]}}"#),
     );
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("invalid auxiliary address x"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid auxiliary address x"));
     // Malformed JSON body.
-    let r = d.request("POST", "/v1.50/networks/create", Some(r#"{"Name": "broken""#));
+    let r = d.request(
+        "POST",
+        "/v1.50/networks/create",
+        Some(r#"{"Name": "broken""#),
+    );
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().starts_with("invalid JSON"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid JSON"));
     // Unknown route.
     let r = d.request("GET", "/v1.50/nothing", None);
     assert_eq!(r.status, 404);
@@ -312,7 +472,10 @@ fn rm_refuses_network_with_endpoints() {
     // connect / disconnect through the docker CLI resolve the container by name.
     ok(d.docker(&["network", "connect", "bridge", "web1"]));
     let e = fails(d.docker(&["network", "connect", "bridge", "web1"]));
-    assert!(e.contains("endpoint with name web1 already exists in network bridge"), "{e}");
+    assert!(
+        e.contains("endpoint with name web1 already exists in network bridge"),
+        "{e}"
+    );
     let e = fails(d.docker(&["network", "connect", "bridge", "ghost"]));
     assert!(e.contains("No such container: ghost"), "{e}");
     ok(d.docker(&["network", "disconnect", "mynetwork", "web1"]));

@@ -11,7 +11,14 @@ fn http_server(d: &Daemon, name: &str, port: u16) -> Bg {
     std::fs::write(dir.join("index.html"), format!("hello from {name}\n")).unwrap();
     let mut c = d.in_sandbox_cmd(
         name,
-        &["python3", "-m", "http.server", &port.to_string(), "--bind", "0.0.0.0"],
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "0.0.0.0",
+        ],
     );
     c.current_dir(&dir);
     let bg = Bg::spawn(c);
@@ -19,12 +26,11 @@ fn http_server(d: &Daemon, name: &str, port: u16) -> Bg {
     let key = d.sandbox_key(name);
     assert!(
         wait_until(Duration::from_secs(10), || {
-            run(std::process::Command::new("nsenter")
+            !run(std::process::Command::new("nsenter")
                 .arg(format!("--net={}", key.display()))
                 .args(["ss", "-ltnH", &format!("sport = :{port}")]))
             .stdout
-            .len()
-                > 0
+            .is_empty()
         }),
         "http server in {name} did not start"
     );
@@ -92,8 +98,15 @@ fn seed_connect_recipe_with_handover() {
 fn two_sandboxes_talk_and_others_are_isolated() {
     let d = Daemon::start("dp2");
     ok(d.vswitch(&[
-        "network", "create", "--subnet", "10.77.0.0/24", "-o", "com.docker.network.driver.mtu=1400",
-        "-o", "com.docker.network.bridge.name=mybridge1", "mynet",
+        "network",
+        "create",
+        "--subnet",
+        "10.77.0.0/24",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "-o",
+        "com.docker.network.bridge.name=mybridge1",
+        "mynet",
     ]));
     ok(d.vswitch(&["network", "create", "--subnet", "10.78.0.0/24", "other"]));
     d.run_sandbox("web1", &["--net", "mynet"]);
@@ -104,7 +117,8 @@ fn two_sandboxes_talk_and_others_are_isolated() {
     let l = d.ip_json("web1", &["link", "show", "dev", "eth0"]);
     assert_eq!(l[0]["mtu"], 1400);
     // The host interface holds the gateway, named by the bridge.name option.
-    let host = ok(d.ns.exec(&["ip", "-br", "-4", "addr", "show", "dev", "mybridge1"]));
+    let host =
+        ok(d.ns.exec(&["ip", "-br", "-4", "addr", "show", "dev", "mybridge1"]));
     assert!(host.contains("10.77.0.1/24"), "{host}");
     // Ping both ways, HTTP across.
     assert!(d.pings("web1", "10.77.0.50"));
@@ -117,7 +131,9 @@ fn two_sandboxes_talk_and_others_are_isolated() {
     // The host reaches both through its interface.
     for ip in ["10.77.0.2", "10.77.0.50"] {
         assert!(
-            d.ns.exec(&["ping", "-c", "1", "-W", "2", ip]).status.success(),
+            d.ns.exec(&["ping", "-c", "1", "-W", "2", ip])
+                .status
+                .success(),
             "host cannot ping {ip}"
         );
     }
@@ -133,8 +149,13 @@ fn two_sandboxes_talk_and_others_are_isolated() {
 fn icc_off_blocks_containers_but_not_gateway() {
     let d = Daemon::start("icc");
     ok(d.vswitch(&[
-        "network", "create", "--subnet", "10.79.0.0/24", "-o",
-        "com.docker.network.bridge.enable_icc=false", "noicc",
+        "network",
+        "create",
+        "--subnet",
+        "10.79.0.0/24",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "noicc",
     ]));
     d.run_sandbox("a", &["--net", "noicc"]);
     d.run_sandbox("b", &["--net", "noicc"]);
@@ -142,7 +163,11 @@ fn icc_off_blocks_containers_but_not_gateway() {
     assert!(!d.pings("b", "10.79.0.2"));
     assert!(d.pings("a", "10.79.0.1"));
     assert!(d.pings("b", "10.79.0.1"));
-    assert!(d.ns.exec(&["ping", "-c", "1", "-W", "2", "10.79.0.2"]).status.success());
+    assert!(d
+        .ns
+        .exec(&["ping", "-c", "1", "-W", "2", "10.79.0.2"])
+        .status
+        .success());
 }
 
 #[test]
@@ -172,7 +197,8 @@ for i in range(5000):
 print(sent)
 "#;
     let out = ok(d.in_sandbox("a", &["python3", "-c", script]));
-    assert!(out.trim().parse::<u32>().unwrap() > 4000, "{out}");
+    // The kernel refuses frames shorter than an Ethernet header (2 of the 10 lengths).
+    assert!(out.trim().parse::<u32>().unwrap() > 3500, "{out}");
     // Still alive, still switching.
     let r = d.request("GET", "/_ping", None);
     assert_eq!(r.status, 200);
@@ -195,7 +221,10 @@ fn rm_leaves_nothing_behind() {
     assert!(e.contains("container is running"), "{e}");
     ok(d.vswitch(&["rm", "-f", "gone"]));
     assert!(!key.exists(), "namespace file left: {}", key.display());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process left");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process left"
+    );
     let n: serde_json::Value =
         serde_json::from_str(&ok(d.vswitch(&["network", "inspect", "n1"]))).unwrap();
     assert_eq!(n[0]["Containers"], serde_json::json!({}));
@@ -216,10 +245,18 @@ fn restart_reattaches_sandboxes() {
         d.run_sandbox("b", &["--net", "n"]);
         ok(d.vswitch(&["network", "connect", "bridge", "b"]));
         assert!(d.pings("a", "10.82.0.3"));
-        let before_b = (d.ipv4_of("b", "eth0"), d.ipv4_of("b", "eth1"), d.default_route("b"));
+        let before_b = (
+            d.ipv4_of("b", "eth0"),
+            d.ipv4_of("b", "eth1"),
+            d.default_route("b"),
+        );
         d.kill(signal);
         d.restart();
-        let after_b = (d.ipv4_of("b", "eth0"), d.ipv4_of("b", "eth1"), d.default_route("b"));
+        let after_b = (
+            d.ipv4_of("b", "eth0"),
+            d.ipv4_of("b", "eth1"),
+            d.default_route("b"),
+        );
         assert_eq!(before_b, after_b);
         assert!(wait_until(Duration::from_secs(10), || d.pings("a", "10.82.0.3")));
         assert!(d.pings("b", "10.82.0.1"));
@@ -238,12 +275,19 @@ fn no_kernel_bridge_vxlan_or_firewall_objects() {
     let v: serde_json::Value = serde_json::from_str(&links).unwrap();
     for l in v.as_array().unwrap() {
         let kind = l["linkinfo"]["info_kind"].as_str().unwrap_or("");
-        assert!(kind != "bridge" && kind != "vxlan" && kind != "veth", "kernel object: {l}");
+        assert!(
+            kind != "bridge" && kind != "vxlan" && kind != "veth",
+            "kernel object: {l}"
+        );
     }
     // No forwarding needed.
     let fwd = ok(d.ns.exec(&["cat", "/proc/sys/net/ipv4/ip_forward"]));
     assert_eq!(fwd.trim(), "0");
     // No firewall tables were loaded for this namespace.
-    let tables = ok(d.ns.exec(&["sh", "-c", "cat /proc/net/ip_tables_names 2>/dev/null; true"]));
+    let tables = ok(d.ns.exec(&[
+        "sh",
+        "-c",
+        "cat /proc/net/ip_tables_names 2>/dev/null; true",
+    ]));
     assert!(tables.trim().is_empty(), "iptables tables: {tables}");
 }

@@ -5,10 +5,10 @@
 use crate::api::filters::{self, Filters};
 use crate::api::json;
 use crate::datapath::Datapath;
-use crate::port::PortKind;
 use crate::model::{
     self, Driver, Endpoint, EndpointSettings, Error, Network, PoolSettings, Sandbox, State,
 };
+use crate::port::PortKind;
 use crate::sandbox::{self, DefaultRoute, PortSpec};
 use crate::store::Store;
 use crate::switch::{PortConfig, PortId, SwitchConfig};
@@ -207,7 +207,12 @@ impl Daemon {
             PortKind::Tap => sandbox::create_port(ns, &spec, 1).map(Into::into),
             PortKind::Veth => sandbox::create_veth_port(ns, &veth_host_name(&ep.id), &spec),
         }
-        .map_err(|e| internal(format!("sandbox {}: cannot create {}: {e}", sb.name, ep.ifname)))?;
+        .map_err(|e| {
+            internal(format!(
+                "sandbox {}: cannot create {}: {e}",
+                sb.name, ep.ifname
+            ))
+        })?;
         let mut pc = PortConfig::container(mac);
         let mut announce = None;
         if let Some(IpNet::V4(a)) = ep.ipv4 {

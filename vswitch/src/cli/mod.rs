@@ -14,6 +14,7 @@
 //! To add a top-level command, add a variant to [`Command`] and a branch in [`run`].
 
 pub mod client;
+pub mod container;
 pub mod format;
 pub mod gojson;
 pub mod gotime;
@@ -63,6 +64,14 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Create a sandbox attached to a network and run a command in it
+    Run(container::RunArgs),
+    /// Run a command inside a sandbox
+    Exec(container::ExecArgs),
+    /// List sandboxes
+    Ps(container::PsArgs),
+    /// Remove sandboxes (stop what runs inside with -f)
+    Rm(container::RmArgs),
 }
 
 /// A failed command: the text for stderr (if any) and the exit code.
@@ -145,6 +154,10 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
     let mut client = Client::new(&cli.host)?;
     match cli.command {
         Command::Network(cmd) => network::run(&mut client, cmd, io).await,
+        Command::Run(a) => container::run(&mut client, a, io).await,
+        Command::Exec(a) => container::exec(&mut client, a, io).await,
+        Command::Ps(a) => container::ps(&mut client, a, io).await,
+        Command::Rm(a) => container::rm(&mut client, a, io).await,
     }
 }
 

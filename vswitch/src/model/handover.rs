@@ -1,10 +1,15 @@
 //! Default-gateway handover: which of a sandbox's endpoints provides its default route.
 //!
 //! Docker keeps a sandbox's endpoints in an order (libnetwork `sandbox.go`, endpoint heap):
-//! 1. the docker_gwbridge endpoint last; 2. internal networks after the others; 3. endpoints
-//! with both an IPv4 and an IPv6 gateway before single-stack ones; 4. higher `gw-priority`
-//! first; 5. network name, alphabetical. The default gateway is that of the first endpoint in
-//! this order which has one; connect and disconnect re-evaluate it.
+//!
+//! 1. the docker_gwbridge endpoint last;
+//! 2. internal networks after the others;
+//! 3. endpoints with both an IPv4 and an IPv6 gateway before single-stack ones;
+//! 4. higher `gw-priority` first;
+//! 5. network name, alphabetical.
+//!
+//! The default gateway is that of the first endpoint in this order which has one; connect and
+//! disconnect re-evaluate it.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;

@@ -39,7 +39,11 @@ impl From<tap::Tap> for PortIo {
     fn from(t: tap::Tap) -> PortIo {
         let offload = t.supports_tso();
         PortIo {
-            file: t.queues.into_iter().next().expect("a tap has at least one queue"),
+            file: t
+                .queues
+                .into_iter()
+                .next()
+                .expect("a tap has at least one queue"),
             offload,
             delete_on_close: None,
         }

@@ -58,7 +58,9 @@ pub fn create_pair(host: &str, peer: &str, ns: &Path) -> Result<(), VethError> {
     let nsp = ns.to_string_lossy();
     ip(
         host,
-        &["link", "add", host, "type", "veth", "peer", "name", peer, "netns", &nsp],
+        &[
+            "link", "add", host, "type", "veth", "peer", "name", peer, "netns", &nsp,
+        ],
     )?;
     ip(host, &["link", "set", host, "up"])
 }

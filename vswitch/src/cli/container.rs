@@ -1,0 +1,298 @@
+//! Sandbox ("container") commands: `run`, `exec`, `ps`, `rm`.
+//!
+//! `run -d` asks the daemon to start the command inside the sandbox (it outlives the CLI);
+//! `run` without `-d` and `exec` run the command from this process after entering the
+//! sandbox's network namespace (so they need the same privileges as the daemon).
+
+use super::client::Client;
+use super::{CliError, Io};
+use clap::Args;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Keep the command running in the background; print the sandbox id
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    /// Remove the sandbox when the command exits (not with -d)
+    #[arg(long = "rm")]
+    pub rm: bool,
+    /// Sandbox name
+    #[arg(long = "name")]
+    pub name: Option<String>,
+    /// Network to attach to (default: bridge)
+    #[arg(long = "net", visible_alias = "network", default_value = "bridge")]
+    pub net: String,
+    /// IPv4 address on that network
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    /// IPv6 address on that network
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
+    /// Network-scoped alias
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    pub aliases: Vec<String>,
+    /// Link to another sandbox (name:alias)
+    #[arg(long = "link")]
+    pub links: Vec<String>,
+    /// Use an existing network namespace (/proc/PID/ns/net or an `ip netns` name)
+    #[arg(long = "netns")]
+    pub netns: Option<String>,
+    /// Command to run inside
+    #[arg(last = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Sandbox name or id
+    pub sandbox: String,
+    /// Command to run inside
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PsArgs {
+    /// Only display ids
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Show full ids
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RmArgs {
+    /// Stop what runs inside first
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Sandbox names or ids
+    #[arg(required = true)]
+    pub sandboxes: Vec<String>,
+}
+
+/// The `POST /containers/create` body for `run`.
+pub fn create_body(a: &RunArgs) -> Value {
+    let mut ipam = serde_json::Map::new();
+    if let Some(ip) = &a.ip {
+        ipam.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip) = &a.ip6 {
+        ipam.insert("IPv6Address".into(), json!(ip));
+    }
+    let mut eps = BTreeMap::new();
+    eps.insert(
+        a.net.clone(),
+        json!({ "IPAMConfig": ipam, "Aliases": a.aliases, "Links": a.links }),
+    );
+    let mut body = json!({
+        "Cmd": if a.detach { a.cmd.clone() } else { Vec::new() },
+        "HostConfig": { "NetworkMode": a.net },
+        "NetworkingConfig": { "EndpointsConfig": eps },
+    });
+    if let Some(ns) = &a.netns {
+        body["SandboxKey"] = json!(ns);
+    }
+    body
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn run(client: &mut Client, a: RunArgs, io: &mut Io<'_>) -> Result<(), CliError> {
+    if a.detach && a.rm {
+        return Err(CliError::msg(
+            "conflicting options: cannot specify both --rm and -d",
+        ));
+    }
+    if !a.detach && a.cmd.is_empty() {
+        return Err(CliError::msg("run needs a command after `--` (or -d)"));
+    }
+    let path = match &a.name {
+        Some(n) => format!("/containers/create?name={}", query_escape(n)),
+        None => "/containers/create".to_string(),
+    };
+    let r = client.post_serialize(&path, &create_body(&a)).await?;
+    let id = r
+        .json()
+        .map_err(CliError::msg)?
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if a.detach {
+        client
+            .post_empty(&format!("/containers/{id}/start"))
+            .await?;
+        io.print(&format!("{id}\n"));
+        return Ok(());
+    }
+    let key = sandbox_key(client, &id).await?;
+    let status = exec_in(&key, &a.cmd);
+    if a.rm {
+        client.delete(&format!("/containers/{id}?force=1")).await?;
+    }
+    status
+}
+
+async fn sandbox_key(client: &mut Client, name: &str) -> Result<String, CliError> {
+    let r = client
+        .get(&format!("/containers/{}/json", query_escape(name)))
+        .await?;
+    let v = r.json().map_err(CliError::msg)?;
+    let key = v["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if key.is_empty() {
+        return Err(CliError::msg(format!(
+            "sandbox {name} has no network namespace"
+        )));
+    }
+    Ok(key)
+}
+
+/// Run `cmd` in the namespace at `key` with this process's stdio; its exit code becomes ours.
+fn exec_in(key: &str, cmd: &[String]) -> Result<(), CliError> {
+    match crate::sandbox::exec_in(std::path::Path::new(key), cmd) {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => Err(CliError {
+            code: st.code().unwrap_or(128 + st.signal_number()),
+            message: None,
+        }),
+        Err(e) => Err(CliError::status(126, e.to_string())),
+    }
+}
+
+trait SignalNumber {
+    fn signal_number(&self) -> i32;
+}
+
+impl SignalNumber for std::process::ExitStatus {
+    fn signal_number(&self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal().unwrap_or(0)
+    }
+}
+
+pub async fn exec(client: &mut Client, a: ExecArgs, _io: &mut Io<'_>) -> Result<(), CliError> {
+    let key = sandbox_key(client, &a.sandbox).await?;
+    exec_in(&key, &a.cmd)
+}
+
+pub async fn ps(client: &mut Client, a: PsArgs, io: &mut Io<'_>) -> Result<(), CliError> {
+    let r = client.get("/containers/json").await?;
+    let v = r.json().map_err(CliError::msg)?;
+    let mut rows: Vec<&Value> = v.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    rows.sort_by_key(|c| c["Names"][0].as_str().unwrap_or("").to_string());
+    let id_of = |c: &Value| {
+        let id = c["Id"].as_str().unwrap_or("");
+        if a.no_trunc {
+            id.to_string()
+        } else {
+            crate::util::short_id(id).to_string()
+        }
+    };
+    if a.quiet {
+        for c in rows {
+            io.print(&format!("{}\n", id_of(c)));
+        }
+        return Ok(());
+    }
+    let mut text = String::from("CONTAINER ID\tCOMMAND\tSTATUS\tNETWORKS\tNAMES\n");
+    for c in rows {
+        let nets: Vec<&str> = c["NetworkSettings"]["Networks"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let name = c["Names"][0].as_str().unwrap_or("").trim_start_matches('/');
+        text.push_str(&format!(
+            "{}\t\"{}\"\t{}\t{}\t{}\n",
+            id_of(c),
+            c["Command"].as_str().unwrap_or(""),
+            c["Status"].as_str().unwrap_or(""),
+            nets.join(","),
+            name
+        ));
+    }
+    io.print(&super::tabwriter::format_table(&text));
+    Ok(())
+}
+
+pub async fn rm(client: &mut Client, a: RmArgs, io: &mut Io<'_>) -> Result<(), CliError> {
+    let mut failed = false;
+    for s in &a.sandboxes {
+        let path = format!(
+            "/containers/{}{}",
+            query_escape(s),
+            if a.force { "?force=1" } else { "" }
+        );
+        match client.delete(&path).await {
+            Ok(_) => io.print(&format!("{s}\n")),
+            Err(e) => {
+                io.eprintln(&e.to_string());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(CliError {
+            code: 1,
+            message: None,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: RunArgs,
+    }
+
+    #[test]
+    fn run_body() {
+        let t = T::parse_from([
+            "x",
+            "-d",
+            "--name",
+            "web1",
+            "--net",
+            "mynet",
+            "--ip",
+            "10.0.0.5",
+            "--network-alias",
+            "db",
+            "--",
+            "sleep",
+            "9",
+        ]);
+        let b = create_body(&t.a);
+        assert_eq!(b["Cmd"], json!(["sleep", "9"]));
+        assert_eq!(b["HostConfig"]["NetworkMode"], "mynet");
+        let ep = &b["NetworkingConfig"]["EndpointsConfig"]["mynet"];
+        assert_eq!(ep["IPAMConfig"]["IPv4Address"], "10.0.0.5");
+        assert_eq!(ep["Aliases"], json!(["db"]));
+        assert!(b.get("SandboxKey").is_none());
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(query_escape("web 1/x"), "web%201%2Fx");
+    }
+}
