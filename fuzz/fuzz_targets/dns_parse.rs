@@ -24,7 +24,11 @@ impl NameView for View {
                 IpAddr::V4(Ipv4Addr::new(172, 18, 0, 4)),
                 IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 4)),
             ]),
-            "many" => Some((0..40).map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i))).collect()),
+            "many" => Some(
+                (0..40)
+                    .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+                    .collect(),
+            ),
             "empty" => Some(vec![]),
             _ => None,
         }
@@ -46,7 +50,10 @@ fn check_answer(data: &[u8], a: Answer, transport: Transport) {
             assert!(m.answers.len() <= wire::MAX_ANSWERS);
         }
         Answer::Forward => {
-            assert!(Message::parse(data).is_ok(), "forwarding an unparsable query");
+            assert!(
+                Message::parse(data).is_ok(),
+                "forwarding an unparsable query"
+            );
         }
         Answer::Drop => {
             let p = Packet::new_checked(data);
@@ -60,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(m) = Message::parse(data) {
         if let Ok(bytes) = m.to_bytes() {
-            assert_eq!(Message::parse(&bytes).as_ref(), Ok(&m), "emit/parse round trip");
+            assert_eq!(
+                Message::parse(&bytes).as_ref(),
+                Ok(&m),
+                "emit/parse round trip"
+            );
         }
     }
     let _ = wire::parse_question(data);

@@ -291,3 +291,116 @@ fn no_kernel_bridge_vxlan_or_firewall_objects() {
     ]));
     assert!(tables.trim().is_empty(), "iptables tables: {tables}");
 }
+
+#[test]
+fn anti_spoofing_drops_foreign_source_ip_unless_disabled() {
+    let d = Daemon::start("spf");
+    ok(d.vswitch(&["network", "create", "--subnet", "10.84.0.0/24", "strict"]));
+    ok(d.vswitch(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.85.0.0/24",
+        "-o",
+        "io.vswitch.network.anti_spoofing=false",
+        "lax",
+    ]));
+    for (net, honest, victim, forged) in [
+        ("strict", "10.84.0.2", "10.84.0.3", "10.84.0.99"),
+        ("lax", "10.85.0.2", "10.85.0.3", "10.85.0.99"),
+    ] {
+        let (a, b) = (format!("{net}-a"), format!("{net}-b"));
+        d.run_sandbox(&a, &["--net", net]);
+        d.run_sandbox(&b, &["--net", net]);
+        assert_eq!(d.ipv4_of(&a, "eth0"), vec![format!("{honest}/24")]);
+        // `a` claims a second address that IPAM never gave it and pings from it.
+        ok(d.in_sandbox(
+            &a,
+            &["ip", "addr", "add", &format!("{forged}/24"), "dev", "eth0"],
+        ));
+        let spoofed = d
+            .in_sandbox(&a, &["ping", "-c", "1", "-W", "2", "-I", forged, victim])
+            .status
+            .success();
+        assert_eq!(spoofed, net == "lax", "spoofed ping on {net}");
+        assert!(d.pings(&a, victim), "honest ping on {net}");
+    }
+}
+
+#[test]
+fn veth_port_kind_switches_like_tap() {
+    let d = Daemon::start("vth");
+    ok(d.vswitch(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.86.0.0/24",
+        "-o",
+        "io.vswitch.network.port_kind=veth",
+        "vnet",
+    ]));
+    d.run_sandbox("a", &["--net", "vnet"]);
+    d.run_sandbox("b", &["--net", "vnet"]);
+    let l = d.ip_json("a", &["-d", "link", "show", "dev", "eth0"]);
+    assert_eq!(l[0]["linkinfo"]["info_kind"], "veth");
+    assert!(d.pings("a", "10.86.0.3"));
+    assert!(d.pings("b", "10.86.0.1"));
+    // TCP with offloads (GSO frames through PACKET_VNET_HDR): a 20 MB download completes.
+    let dir = d.dir.0.join("www-big");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big"), vec![7u8; 20_000_000]).unwrap();
+    let mut c = d.in_sandbox_cmd("b", &["python3", "-m", "http.server", "8081"]);
+    c.current_dir(&dir);
+    let _srv = Bg::spawn(c);
+    assert!(wait_until(Duration::from_secs(10), || {
+        !stdout(&d.in_sandbox("b", &["ss", "-ltnH", "sport = :8081"])).is_empty()
+    }));
+    let got = ok(d.in_sandbox(
+        "a",
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "http://10.86.0.3:8081/big",
+        ],
+    ));
+    assert_eq!(got, "20000000");
+    // The host ends disappear with the sandbox.
+    ok(d.vswitch(&["rm", "-f", "a", "b"]));
+    let links = ok(d.ns.exec(&["ip", "-br", "link"]));
+    assert!(!links.contains("vsw"), "{links}");
+}
+
+#[test]
+fn runtime_can_hand_over_a_namespace() {
+    let d = Daemon::start("hnd");
+    ok(d.vswitch(&["network", "create", "--subnet", "10.87.0.0/24", "n"]));
+    // A runtime made this namespace; vswitch only plugs it in.
+    let theirs = Netns::new("rt");
+    ok(d.vswitch(&[
+        "run",
+        "-d",
+        "--name",
+        "adopted",
+        "--net",
+        "n",
+        "--netns",
+        &theirs.name,
+    ]));
+    let addrs = ok(theirs.exec(&["ip", "-br", "-4", "addr", "show", "dev", "eth0"]));
+    assert!(addrs.contains("10.87.0.2/24"), "{addrs}");
+    d.run_sandbox("peer", &["--net", "n"]);
+    assert!(theirs
+        .exec(&["ping", "-c", "1", "-W", "2", "10.87.0.3"])
+        .status
+        .success());
+    // rm unplugs it but leaves the runtime's namespace alone.
+    ok(d.vswitch(&["rm", "adopted"]));
+    let links = ok(theirs.exec(&["ip", "-br", "link"]));
+    assert!(!links.contains("eth0"), "{links}");
+}

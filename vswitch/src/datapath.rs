@@ -268,6 +268,8 @@ struct Worker {
     lens: Vec<usize>,
     decisions: Decisions,
     scratch: Vec<u8>,
+    /// Copy of a frame being segmented for a port without offloads (allocated once).
+    seg_frame: Vec<u8>,
     reply_hdr: [u8; VNET_HDR_LEN],
     start: Instant,
     last_tick: Instant,
@@ -299,6 +301,7 @@ impl Worker {
             lens: vec![0; BATCH],
             decisions: Decisions::with_capacity(BATCH, TX_CAPACITY),
             scratch: vec![0u8; SCRATCH],
+            seg_frame: vec![0u8; FRAME_BUF],
             reply_hdr,
             start: Instant::now(),
             last_tick: Instant::now(),
@@ -561,18 +564,27 @@ impl Worker {
                     if out.offload || !needs_offload_work(whole) {
                         write_frame(out.file.as_raw_fd(), &[whole])
                     } else {
-                        // Port without offloads: segment/checksum in software.
+                        // Port without offloads: segment/checksum in software, from a
+                        // copy in the worker's preallocated buffer (the input buffer may
+                        // still go out whole to other ports of a flood).
                         let fd = out.file.as_raw_fd();
                         let hdr = self.reply_hdr;
-                        let mut frame = self.bufs[i][VNET_HDR_LEN..self.lens[i]].to_vec();
+                        let len = self.lens[i] - VNET_HDR_LEN;
+                        self.seg_frame[..len]
+                            .copy_from_slice(&self.bufs[i][VNET_HDR_LEN..self.lens[i]]);
                         let repr = VnetHdr::new_checked(&self.bufs[i][..VNET_HDR_LEN])
                             .ok()
                             .and_then(|h| VnetHdrRepr::parse(&h).ok())
                             .unwrap_or(VnetHdrRepr::NONE);
                         let mut all = true;
-                        let r = resolve_offloads(&mut frame, &repr, &mut self.scratch, |seg| {
-                            all &= write_frame(fd, &[&hdr, seg]);
-                        });
+                        let r = resolve_offloads(
+                            &mut self.seg_frame[..len],
+                            &repr,
+                            &mut self.scratch,
+                            |seg| {
+                                all &= write_frame(fd, &[&hdr, seg]);
+                            },
+                        );
                         r.is_ok() && all
                     }
                 }
