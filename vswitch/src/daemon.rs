@@ -16,8 +16,9 @@ use crate::wire::MacAddr;
 use ipam::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,6 +27,9 @@ pub struct Config {
     pub pools: PoolSettings,
     /// Datapath worker threads (0 = one per core).
     pub workers: usize,
+    /// Upstream resolvers for names the embedded DNS does not know (`--dns`; default: the
+    /// host's resolv.conf at start).
+    pub dns: Vec<SocketAddr>,
 }
 
 /// Where each attached endpoint sits on the datapath.
@@ -36,7 +40,10 @@ struct Wiring {
 }
 
 pub struct Daemon {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    rt: tokio::runtime::Handle,
+    /// Embedded DNS servers, one per sandbox on a user-defined network.
+    resolvers: Mutex<HashMap<String, crate::dns::Resolver>>,
     pub config: Config,
     dp: Mutex<Datapath>,
     wiring: Mutex<Wiring>,
@@ -58,7 +65,7 @@ fn internal(e: impl std::fmt::Display) -> Error {
 impl Daemon {
     /// Open the store, replay it, start the datapath and bring every network and surviving
     /// sandbox back. Problems are logged with what was affected; they do not stop the daemon.
-    pub fn open(config: Config) -> Result<Self, Error> {
+    pub fn open(config: Config, rt: tokio::runtime::Handle) -> Result<Self, Error> {
         let store = Store::open(&config.data_root)?;
         let (state, report) = State::open(store, config.pools.clone())?;
         for p in &report.problems {
@@ -66,7 +73,9 @@ impl Daemon {
         }
         let dp = Datapath::start(config.workers).map_err(internal)?;
         let d = Daemon {
-            state: Mutex::new(state),
+            state: Arc::new(Mutex::new(state)),
+            rt,
+            resolvers: Mutex::new(HashMap::new()),
             config,
             dp: Mutex::new(dp),
             wiring: Mutex::new(Wiring::default()),
@@ -112,6 +121,10 @@ impl Daemon {
             }
             if let Err(e) = self.apply_default_route(&sb.id) {
                 tracing::error!("restore: sandbox {}: default route: {e}", sb.name);
+                ok = false;
+            }
+            if let Err(e) = self.sync_dns(&sb.id) {
+                tracing::error!("restore: sandbox {}: dns: {e}", sb.name);
                 ok = false;
             }
             if ok {
@@ -268,6 +281,49 @@ impl Daemon {
         sandbox::set_default_route(&ns, &want).map_err(internal)
     }
 
+    /// Give the sandbox the embedded DNS when it is on a user-defined network (resolver on
+    /// 127.0.0.11 inside, resolv.conf naming it), the host's resolv.conf otherwise.
+    fn sync_dns(&self, sandbox_id: &str) -> Result<(), Error> {
+        let (ns, wants) = {
+            let st = self.state();
+            let Some(sb) = st.sandbox(sandbox_id) else {
+                lock(&self.resolvers).remove(sandbox_id);
+                return Ok(());
+            };
+            (sb.netns.clone(), crate::names::sandbox_has_dns(&st, sb))
+        };
+        let Some(ns) = ns else {
+            return Ok(());
+        };
+        let host = std::fs::read_to_string(crate::host::RESOLV_CONF).unwrap_or_default();
+        let text = if wants {
+            crate::dns::sandbox_resolv_conf(&host)
+        } else {
+            host
+        };
+        let path = resolv_conf_path(&self.config.exec_root, sandbox_id);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(internal)?;
+        }
+        crate::util::write_atomic(&path, text.as_bytes()).map_err(internal)?;
+        let mut rs = lock(&self.resolvers);
+        if wants && !rs.contains_key(sandbox_id) {
+            let view = Arc::new(crate::names::LiveNames(self.state.clone()));
+            let r = crate::dns::Resolver::start(
+                &self.rt,
+                Path::new(&ns),
+                sandbox_id.to_string(),
+                view,
+                self.config.dns.clone(),
+            )
+            .map_err(internal)?;
+            rs.insert(sandbox_id.to_string(), r);
+        } else if !wants {
+            rs.remove(sandbox_id);
+        }
+        Ok(())
+    }
+
     // ---- API operations ------------------------------------------------------------------
 
     pub fn version(&self) -> serde_json::Value {
@@ -390,6 +446,7 @@ impl Daemon {
             let res = self
                 .attach(&sb, &ep, &ns)
                 .and_then(|_| self.apply_default_route(&sb.id));
+            let res = res.and_then(|_| self.sync_dns(&sb.id));
             if let Err(e) = res {
                 self.detach(&ep);
                 if let Err(e2) = self.state().disconnect(&ep.network_id, &sb.id, true) {
@@ -414,6 +471,9 @@ impl Daemon {
         self.detach(&ep);
         if let Err(e) = self.apply_default_route(&sb.id) {
             tracing::warn!("sandbox {}: default route after disconnect: {e}", sb.name);
+        }
+        if let Err(e) = self.sync_dns(&sb.id) {
+            tracing::warn!("sandbox {}: dns after disconnect: {e}", sb.name);
         }
         tracing::info!("disconnected {} from {}", sb.name, ep.network_id);
         Ok(())
@@ -481,7 +541,8 @@ impl Daemon {
             let (sb2, ep) = self.state().connect(&net, &sb.id, cfg.into_model())?;
             self.attach(&sb2, &ep, &ns)?;
         }
-        self.apply_default_route(&sb.id)
+        self.apply_default_route(&sb.id)?;
+        self.sync_dns(&sb.id)
     }
 
     /// `POST /containers/{id}/start`: run the sandbox's command inside (detached).
@@ -505,7 +566,8 @@ impl Daemon {
         let logs = self.config.exec_root.join("logs");
         std::fs::create_dir_all(&logs).map_err(internal)?;
         let log = logs.join(format!("{}.log", crate::util::short_id(&sb.id)));
-        let pid = sandbox::spawn(&ns, &sb.cmd, &log)
+        let resolv = resolv_conf_path(&self.config.exec_root, &sb.id);
+        let pid = sandbox::spawn(&ns, &sb.cmd, &log, Some(&resolv))
             .map_err(|e| Error::InvalidParameter(e.to_string()))?;
         self.state().update_sandbox(&sb.id, |s| s.pid = Some(pid))?;
         Ok(())
@@ -523,7 +585,12 @@ impl Daemon {
     pub fn inspect_container(&self, term: &str) -> Result<Vec<u8>, Error> {
         let st = self.state();
         let sb = st.find_sandbox(term)?;
-        Ok(encode(&json::container_inspect_json(&st, sb, running(sb))))
+        let mut v = json::container_inspect_json(&st, sb, running(sb));
+        let resolv = resolv_conf_path(&self.config.exec_root, &sb.id);
+        if resolv.exists() {
+            v["ResolvConfPath"] = serde_json::json!(resolv);
+        }
+        Ok(encode(&v))
     }
 
     /// `DELETE /containers/{id}`: refuses a sandbox with processes unless forced, like Docker.
@@ -555,6 +622,8 @@ impl Daemon {
         let Some(sb) = self.state().sandbox(id).cloned() else {
             return problems;
         };
+        lock(&self.resolvers).remove(&sb.id);
+        let _ = std::fs::remove_file(resolv_conf_path(&self.config.exec_root, &sb.id));
         if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
             if !sb.adopted {
                 sandbox::stop_processes(&ns);
@@ -588,6 +657,13 @@ impl Daemon {
             None => serde_json::Value::Null,
         })
     }
+}
+
+/// The resolv.conf a sandbox's processes see (bind-mounted over /etc/resolv.conf).
+pub fn resolv_conf_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
+    exec_root
+        .join("resolv")
+        .join(format!("{}.conf", crate::util::short_id(sandbox_id)))
 }
 
 /// Pids running in a sandbox's namespace (empty when it has none).

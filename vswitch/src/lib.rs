@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod dns;
 pub mod host;
 pub mod model;
+pub mod names;
 pub mod netns;
 pub mod port;
 pub mod sandbox;

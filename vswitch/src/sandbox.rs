@@ -156,7 +156,12 @@ pub fn set_default_route(ns: &Path, want: &DefaultRoute) -> Result<(), SandboxEr
 
 /// Start `argv` inside the namespace in its own session (it outlives the CLI call and the
 /// daemon), output appended to `log`. Returns the pid.
-pub fn spawn(ns: &Path, argv: &[String], log: &Path) -> Result<u32, SandboxError> {
+pub fn spawn(
+    ns: &Path,
+    argv: &[String],
+    log: &Path,
+    resolv: Option<&Path>,
+) -> Result<u32, SandboxError> {
     use std::os::unix::process::CommandExt;
     if argv.is_empty() {
         return Err(SandboxError::Other("no command given".into()));
@@ -175,6 +180,7 @@ pub fn spawn(ns: &Path, argv: &[String], log: &Path) -> Result<u32, SandboxError
         .stdout(out)
         .stderr(err);
     netns::command_in(&mut cmd, ns)?;
+    with_resolv_conf(&mut cmd, resolv)?;
     // SAFETY: setsid is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -258,13 +264,62 @@ pub fn create_host_iface(spec: &PortSpec, queues: usize) -> Result<Tap, SandboxE
 }
 
 /// Run a command inside a namespace given by path, with this process's stdio (for `exec`).
-pub fn exec_in(ns: &Path, argv: &[String]) -> Result<std::process::ExitStatus, SandboxError> {
+pub fn exec_in(
+    ns: &Path,
+    argv: &[String],
+    resolv: Option<&Path>,
+) -> Result<std::process::ExitStatus, SandboxError> {
     if argv.is_empty() {
         return Err(SandboxError::Other("no command given".into()));
     }
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     netns::command_in(&mut cmd, ns)?;
+    with_resolv_conf(&mut cmd, resolv)?;
     cmd.status()
         .map_err(|e| SandboxError::Other(format!("cannot run {}: {e}", argv[0])))
+}
+
+/// Give the child a private mount namespace in which the sandbox's resolv.conf is
+/// bind-mounted over /etc/resolv.conf (the `ip netns exec` convention), so what runs in the
+/// sandbox asks 127.0.0.11 when it is on a user-defined network.
+pub fn with_resolv_conf(cmd: &mut Command, resolv: Option<&Path>) -> Result<(), SandboxError> {
+    use std::os::unix::process::CommandExt;
+    let Some(resolv) = resolv.filter(|p| p.exists()) else {
+        return Ok(());
+    };
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|_| SandboxError::Other(format!("bad path {}", p.display())))
+    };
+    let src = c(resolv)?;
+    let dst = c(Path::new(crate::host::RESOLV_CONF))?;
+    let root = c(Path::new("/"))?;
+    // SAFETY: only unshare(2) and mount(2) run between fork and exec, on C strings made
+    // before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Keep our bind mount from propagating back to the host.
+            let none: *const libc::c_char = std::ptr::null();
+            let no_data: *const libc::c_void = std::ptr::null();
+            if libc::mount(
+                none,
+                root.as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_SLAVE,
+                no_data,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, no_data) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }

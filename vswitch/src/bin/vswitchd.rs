@@ -33,6 +33,10 @@ struct Args {
     /// Datapath worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Upstream DNS server for names the embedded DNS does not know (repeatable; default:
+    /// the nameservers of /etc/resolv.conf).
+    #[arg(long = "dns")]
+    dns: Vec<std::net::IpAddr>,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -103,18 +107,31 @@ fn run(args: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let daemon = Daemon::open(Config {
-        data_root: args.data_root.clone(),
-        exec_root: args.exec_root.clone(),
-        pools,
-        workers: args.workers,
-    })
-    .map_err(|e| e.to_string())?;
-    let daemon = Arc::new(daemon);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
+    let dns = if args.dns.is_empty() {
+        let text = std::fs::read_to_string(vswitch::host::RESOLV_CONF).unwrap_or_default();
+        vswitch::dns::upstreams_from_resolv_conf(&text)
+    } else {
+        args.dns
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(*ip, 53))
+            .collect()
+    };
+    let daemon = Daemon::open(
+        Config {
+            data_root: args.data_root.clone(),
+            exec_root: args.exec_root.clone(),
+            pools,
+            workers: args.workers,
+            dns,
+        },
+        rt.handle().clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let daemon = Arc::new(daemon);
     rt.block_on(async move {
         let mut servers = Vec::new();
         for path in &sockets {

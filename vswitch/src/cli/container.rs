@@ -137,15 +137,19 @@ pub async fn run(client: &mut Client, a: RunArgs, io: &mut Io<'_>) -> Result<(),
         io.print(&format!("{id}\n"));
         return Ok(());
     }
-    let key = sandbox_key(client, &id).await?;
-    let status = exec_in(&key, &a.cmd);
+    let (key, resolv) = sandbox_paths(client, &id).await?;
+    let status = exec_in(&key, &a.cmd, resolv.as_deref());
     if a.rm {
         client.delete(&format!("/containers/{id}?force=1")).await?;
     }
     status
 }
 
-async fn sandbox_key(client: &mut Client, name: &str) -> Result<String, CliError> {
+/// The sandbox's namespace path and its resolv.conf (if it has one).
+async fn sandbox_paths(
+    client: &mut Client,
+    name: &str,
+) -> Result<(String, Option<String>), CliError> {
     let r = client
         .get(&format!("/containers/{}/json", query_escape(name)))
         .await?;
@@ -159,12 +163,14 @@ async fn sandbox_key(client: &mut Client, name: &str) -> Result<String, CliError
             "sandbox {name} has no network namespace"
         )));
     }
-    Ok(key)
+    let resolv = v["ResolvConfPath"].as_str().map(str::to_string);
+    Ok((key, resolv))
 }
 
 /// Run `cmd` in the namespace at `key` with this process's stdio; its exit code becomes ours.
-fn exec_in(key: &str, cmd: &[String]) -> Result<(), CliError> {
-    match crate::sandbox::exec_in(std::path::Path::new(key), cmd) {
+fn exec_in(key: &str, cmd: &[String], resolv: Option<&str>) -> Result<(), CliError> {
+    let resolv = resolv.map(std::path::Path::new);
+    match crate::sandbox::exec_in(std::path::Path::new(key), cmd, resolv) {
         Ok(st) if st.success() => Ok(()),
         Ok(st) => Err(CliError {
             code: st.code().unwrap_or(128 + st.signal_number()),
@@ -186,8 +192,8 @@ impl SignalNumber for std::process::ExitStatus {
 }
 
 pub async fn exec(client: &mut Client, a: ExecArgs, _io: &mut Io<'_>) -> Result<(), CliError> {
-    let key = sandbox_key(client, &a.sandbox).await?;
-    exec_in(&key, &a.cmd)
+    let (key, resolv) = sandbox_paths(client, &a.sandbox).await?;
+    exec_in(&key, &a.cmd, resolv.as_deref())
 }
 
 pub async fn ps(client: &mut Client, a: PsArgs, io: &mut Io<'_>) -> Result<(), CliError> {

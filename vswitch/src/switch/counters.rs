@@ -25,11 +25,14 @@ pub enum DropReason {
     Internal,
     /// Tunnel to tunnel: a frame from the underlay never goes back into it.
     SplitHorizon,
+    /// The egress gateway port: only a container's unicast IP to the gateway MAC for an
+    /// address outside the network goes in, and what comes out goes to containers only.
+    Gateway,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::UnknownPort,
         DropReason::InvalidSourceMac,
@@ -40,6 +43,7 @@ impl DropReason {
         DropReason::Icc,
         DropReason::Internal,
         DropReason::SplitHorizon,
+        DropReason::Gateway,
     ];
 
     /// A stable name (metrics label).
@@ -55,6 +59,7 @@ impl DropReason {
             DropReason::Icc => "icc",
             DropReason::Internal => "internal",
             DropReason::SplitHorizon => "split_horizon",
+            DropReason::Gateway => "gateway",
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct Counters {
     pub drop_internal: u64,
     /// Dropped: [`DropReason::SplitHorizon`].
     pub drop_split_horizon: u64,
+    /// Dropped: [`DropReason::Gateway`].
+    pub drop_gateway: u64,
 }
 
 impl Counters {
@@ -123,6 +130,7 @@ impl Counters {
             DropReason::Icc => self.drop_icc,
             DropReason::Internal => self.drop_internal,
             DropReason::SplitHorizon => self.drop_split_horizon,
+            DropReason::Gateway => self.drop_gateway,
         }
     }
 
@@ -143,6 +151,7 @@ impl Counters {
             DropReason::Icc => &mut self.drop_icc,
             DropReason::Internal => &mut self.drop_internal,
             DropReason::SplitHorizon => &mut self.drop_split_horizon,
+            DropReason::Gateway => &mut self.drop_gateway,
         };
         *c += 1;
     }

@@ -11,7 +11,10 @@
 //! 3. answers an ARP request for any registered address (a container's, or the gateway on the
 //!    host port) itself, writing the reply into the caller's [`Decisions`], to go back out of
 //!    the input port; nothing is flooded;
-//! 4. sends a frame to a known unicast MAC to that port, and floods unknown unicast,
+//! 4. steers a container's IP packet for outside the network's subnets, sent to the gateway
+//!    MAC, to the gateway port (the egress NAT engine) when the network has one
+//!    ([`policy::egress_steering`]);
+//! 5. sends a frame to a known unicast MAC to that port, and floods unknown unicast,
 //!    broadcast and multicast to every other port;
 //!
 //! and checks every output port (unicast, each member of a flood, the owner of an ARP
@@ -82,7 +85,7 @@ use ipnet::IpNet;
 
 pub use counters::{Counters, DropReason};
 pub use fdb::{Fdb, Learned, DEFAULT_AGEING, DEFAULT_FDB_CAP};
-pub use port::{PortConfig, PortId, PortKind, MAX_PORTS};
+pub use port::{PortConfig, PortId, PortKind, MAX_PORTS, RELAY_PORTS};
 
 use crate::wire::{arp, ArpOp, MacAddr};
 use policy::{FrameInfo, L3};
@@ -111,6 +114,9 @@ pub enum Error {
     /// An address already registered on another port (or twice on this one).
     #[error("address {0} is already in use on {1}")]
     AddressInUse(IpAddr, PortId),
+    /// A second gateway port, or one without a MAC.
+    #[error("a network has at most one gateway port, with a MAC")]
+    BadGatewayPort,
 }
 
 /// Behaviour of one network's switch.
@@ -250,6 +256,8 @@ pub struct Switch {
     fdb: Fdb,
     /// Registered addresses (every port's IPv4 and IPv6), for ARP answers and uniqueness.
     addrs: HashMap<IpAddr, PortId>,
+    /// The egress gateway port, if any ([`PortKind::Gateway`]).
+    gateway: Option<PortId>,
     counters: Counters,
 }
 
@@ -262,6 +270,7 @@ impl Switch {
             ports: Vec::new(),
             port_count: 0,
             addrs: HashMap::new(),
+            gateway: None,
             counters: Counters::default(),
         }
     }
@@ -298,6 +307,9 @@ impl Switch {
             Some(m) if !m.is_valid_source() => return Err(Error::InvalidMac(m)),
             _ => {}
         }
+        if cfg.kind == PortKind::Gateway && (cfg.mac.is_none() || self.gateway.is_some()) {
+            return Err(Error::BadGatewayPort);
+        }
         let slot = self.free_slot()?;
         let id = PortId(slot as u16);
         let addrs = cfg
@@ -309,15 +321,21 @@ impl Switch {
             if a.is_unspecified() || a.is_multicast() {
                 return Err(Error::InvalidAddress(a));
             }
-            if let Some(p) = self.addrs.get(&a) {
+            if let Some(p) = self.addrs.get(&a).filter(|_| cfg.kind != PortKind::Gateway) {
                 return Err(Error::AddressInUse(a, *p));
             }
             if addrs.clone().take(i).any(|b| b == a) {
                 return Err(Error::AddressInUse(a, id));
             }
         }
-        for a in addrs {
-            self.addrs.insert(a, id);
+        // A gateway port's addresses are the host port's (see `PortConfig::gateway`).
+        if cfg.kind != PortKind::Gateway {
+            for a in addrs {
+                self.addrs.insert(a, id);
+            }
+        }
+        if cfg.kind == PortKind::Gateway {
+            self.gateway = Some(id);
         }
         if slot == self.ports.len() {
             self.ports.push(Some(cfg));
@@ -344,6 +362,9 @@ impl Switch {
             .and_then(Option::take)
             .ok_or(Error::NoSuchPort(id))?;
         self.port_count -= 1;
+        if self.gateway == Some(id) {
+            self.gateway = None;
+        }
         self.fdb.flush_port(id);
         self.addrs.retain(|_, p| *p != id);
         while matches!(self.ports.last(), Some(None)) {
@@ -442,15 +463,35 @@ impl Switch {
         let info = FrameInfo::parse(frame)?;
         policy::ingress_allows(&self.config, from, &info)?;
 
-        match self.fdb.learn(info.src_mac, in_port, now_ms) {
-            Learned::Refreshed => {}
-            Learned::New => self.counters.fdb_learned += 1,
-            Learned::Moved { .. } => self.counters.fdb_moved += 1,
-            Learned::Full => self.counters.fdb_full += 1,
+        if policy::learns_source(from) {
+            match self.fdb.learn(info.src_mac, in_port, now_ms) {
+                Learned::Refreshed => {}
+                Learned::New => self.counters.fdb_learned += 1,
+                Learned::Moved { .. } => self.counters.fdb_moved += 1,
+                Learned::Full => self.counters.fdb_full += 1,
+            }
         }
 
         if let Some(v) = self.arp_suppress(in_port, &info, out)? {
             return Ok(v);
+        }
+
+        // Egress steering: a container's traffic for outside the network goes to the NAT
+        // engine (gateway port) rather than to the host interface.
+        if let Some(gw) = self.gateway {
+            let from = self.ports.get(in_port.index()).and_then(Option::as_ref);
+            let dest = self.ports.get(gw.index()).and_then(Option::as_ref);
+            if let (Some(from), Some(dest)) = (from, dest) {
+                if policy::egress_steering(&self.config, from, dest, &info) {
+                    policy::egress_allows(&self.config, (in_port, from), (gw, dest), &info)?;
+                    out.tx.push(Tx {
+                        port: gw,
+                        frame: FrameRef::Input(index),
+                    });
+                    self.counters.unicast += 1;
+                    return Ok(Verdict::Forward(gw));
+                }
+            }
         }
 
         if info.dst_mac.is_unicast() {

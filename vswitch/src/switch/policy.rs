@@ -15,10 +15,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::counters::DropReason;
+use super::port::RELAY_PORTS;
 use super::port::{PortConfig, PortId, PortKind};
 use super::SwitchConfig;
 use crate::wire::{
-    ArpPacket, ArpRepr, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr, VlanTag,
+    ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+    VlanTag,
 };
 
 /// The network-layer facts a decision needs.
@@ -41,6 +43,9 @@ pub(crate) struct FrameInfo {
     pub dst_mac: MacAddr,
     pub vlan: Option<VlanTag>,
     pub l3: L3,
+    /// Destination port of an unfragmented TCP or UDP packet (IPv6: directly after the fixed
+    /// header), for [`egress_steering`]'s relay-port rule.
+    pub l4_dst_port: Option<u16>,
 }
 
 impl FrameInfo {
@@ -49,6 +54,11 @@ impl FrameInfo {
     /// [`DropReason::Malformed`]): the switch never forwards what it could not check.
     pub(crate) fn parse(frame: &[u8]) -> Result<FrameInfo, DropReason> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
+        let mut l4_dst_port = None;
+        let l4_port = |proto: IpProtocol, l4: &[u8]| {
+            (matches!(proto, IpProtocol::TCP | IpProtocol::UDP) && l4.len() >= 4)
+                .then(|| u16::from_be_bytes([l4[2], l4[3]]))
+        };
         let l3 = match eth.ethertype() {
             EtherType::ARP => {
                 let p = ArpPacket::new_checked(eth.payload()).map_err(|_| DropReason::Malformed)?;
@@ -57,6 +67,9 @@ impl FrameInfo {
             EtherType::IPV4 => {
                 let p =
                     Ipv4Packet::new_checked(eth.payload()).map_err(|_| DropReason::Malformed)?;
+                if p.frag_offset() == 0 {
+                    l4_dst_port = l4_port(p.protocol(), p.payload());
+                }
                 L3::Ipv4 {
                     src: p.src_addr(),
                     dst: p.dst_addr(),
@@ -65,6 +78,7 @@ impl FrameInfo {
             EtherType::IPV6 => {
                 let p =
                     Ipv6Packet::new_checked(eth.payload()).map_err(|_| DropReason::Malformed)?;
+                l4_dst_port = l4_port(p.next_header(), p.payload());
                 L3::Ipv6 {
                     src: p.src_addr(),
                     dst: p.dst_addr(),
@@ -77,6 +91,7 @@ impl FrameInfo {
             dst_mac: eth.dst_addr(),
             vlan: eth.vlan(),
             l3,
+            l4_dst_port,
         })
     }
 }
@@ -100,6 +115,7 @@ pub(crate) fn egress_allows(
     f: &FrameInfo,
 ) -> Result<(), DropReason> {
     same_port_allows(from.0, to.0)?;
+    gateway_allows(config, from.1, to.1, f)?;
     split_horizon_allows(from.1.kind, to.1.kind)?;
     icc_allows(config, from.1.kind, to.1.kind)?;
     internal_allows(config, from.1.kind, to.1.kind, f)
@@ -169,6 +185,66 @@ pub(crate) fn anti_spoofing_allows(
             }
         }
     }
+}
+
+/// Egress steering (masquerade): a frame from a container goes to the gateway port `gw` rather
+/// than to the host port when it is unicast to the gateway's MAC and carries either
+///
+/// - an IPv4/IPv6 packet for an address outside the network's subnets that is neither
+///   multicast, broadcast nor link-scoped (egress NAT), or
+/// - a TCP/UDP packet for one of the gateway port's own addresses (the gateway IPs, which the
+///   engine uses as source of published-port relays) and a destination port in
+///   [`RELAY_PORTS`] (the container's answers to those relays).
+///
+/// Never on an internal network (which has no way out). The switch only has a gateway port
+/// when `enable_ip_masquerade` is on; without one such frames go to the host interface
+/// unchanged, as before.
+pub(crate) fn egress_steering(
+    config: &SwitchConfig,
+    from: &PortConfig,
+    gw: &PortConfig,
+    f: &FrameInfo,
+) -> bool {
+    if config.internal
+        || from.kind != PortKind::Container
+        || gw.kind != PortKind::Gateway
+        || gw.mac != Some(f.dst_mac)
+    {
+        return false;
+    }
+    let (dst, own) = match f.l3 {
+        L3::Ipv4 { dst, .. } => (IpAddr::V4(dst), gw.owns_ipv4(dst)),
+        L3::Ipv6 { dst, .. } => (IpAddr::V6(dst), gw.owns_ipv6(dst)),
+        L3::Arp(_) | L3::Other => return false,
+    };
+    if own {
+        return f.l4_dst_port.is_some_and(|p| RELAY_PORTS.contains(&p));
+    }
+    !dst.is_multicast() && !is_link_scoped(dst) && !config.in_subnets(dst)
+}
+
+/// The gateway port is a one-way street per direction: what enters it is exactly what
+/// [`egress_steering`] selects (so no flood, host frame or in-subnet packet reaches the NAT
+/// engine), and what it sends may only reach containers (never the host port or a tunnel).
+pub(crate) fn gateway_allows(
+    config: &SwitchConfig,
+    from: &PortConfig,
+    to: &PortConfig,
+    f: &FrameInfo,
+) -> Result<(), DropReason> {
+    if to.kind == PortKind::Gateway && !egress_steering(config, from, to, f) {
+        return Err(DropReason::Gateway);
+    }
+    if from.kind == PortKind::Gateway && to.kind != PortKind::Container {
+        return Err(DropReason::Gateway);
+    }
+    Ok(())
+}
+
+/// Source MACs are learned from every port but the gateway's: it shares the gateway MAC with
+/// the host port, where the FDB must keep it.
+pub(crate) fn learns_source(from: &PortConfig) -> bool {
+    from.kind != PortKind::Gateway
 }
 
 /// Never send a frame back out of the port it came in on.

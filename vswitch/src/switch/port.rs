@@ -8,6 +8,13 @@ use crate::wire::MacAddr;
 /// Most ports one switch (one network) can hold. `PortId`s are indexes below this.
 pub const MAX_PORTS: usize = 4096;
 
+/// Local ports the egress gateway engine uses, on the gateway addresses, as the source of
+/// the connections it relays into containers (published ports). Containers' packets to a
+/// gateway address and one of these ports go to the gateway port, not the host port. Above
+/// the kernel's default ephemeral range (32768–60999), so the host's own connections from
+/// the gateway address do not collide.
+pub const RELAY_PORTS: std::ops::RangeInclusive<u16> = 61000..=65535;
+
 /// A port's index in its switch. Ids of removed ports are reused by later ports (the
 /// removal flushes every trace of the old port from the switch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +43,10 @@ pub enum PortKind {
     Host,
     /// The overlay tunnel towards other hosts: carries remote containers' frames.
     Tunnel,
+    /// The egress NAT engine ([`crate::gateway`]): registered with the gateway MAC (the host
+    /// port's), it receives the containers' IP traffic for addresses outside the network
+    /// and sends their replies back. Never learned in the FDB; at most one per switch.
+    Gateway,
 }
 
 impl PortKind {
@@ -80,6 +91,14 @@ impl PortConfig {
     /// The host port with the host interface's MAC.
     pub fn host(mac: MacAddr) -> PortConfig {
         PortConfig::new(PortKind::Host).with_mac(mac)
+    }
+
+    /// The egress gateway port, with the gateway MAC (the same MAC as the host port). Give it
+    /// the gateway addresses with `with_ipv4`/`with_ipv6`: on a gateway port they are not
+    /// registered (ARP for them is answered for the host port, which owns them) but select
+    /// the relay traffic of [`RELAY_PORTS`].
+    pub fn gateway(mac: MacAddr) -> PortConfig {
+        PortConfig::new(PortKind::Gateway).with_mac(mac)
     }
 
     /// A tunnel port.

@@ -60,10 +60,12 @@ enum OL3 {
     V4 {
         src: Ipv4Addr,
         dst: Ipv4Addr,
+        dport: Option<u16>,
     },
     V6 {
         src: Ipv6Addr,
         dst: Ipv6Addr,
+        dport: Option<u16>,
     },
 }
 
@@ -102,15 +104,19 @@ fn oracle_parse(f: &[u8]) -> Option<OFrame> {
         }
     } else if et == etherparse::EtherType::IPV4 {
         let h = Ipv4HeaderSlice::from_slice(rest).ok()?;
+        let l4 = rest.get(h.slice().len()..usize::from(h.total_len()).min(rest.len()));
         OL3::V4 {
             src: h.source_addr(),
             dst: h.destination_addr(),
+            dport: l4_dport(h.protocol().0, l4).filter(|_| h.fragments_offset().value() == 0),
         }
     } else if et == etherparse::EtherType::IPV6 {
         let h = Ipv6HeaderSlice::from_slice(rest).ok()?;
+        let end = (40 + usize::from(h.payload_length())).min(rest.len());
         OL3::V6 {
             src: h.source_addr(),
             dst: h.destination_addr(),
+            dport: l4_dport(h.next_header().0, rest.get(40..end)),
         }
     } else {
         OL3::Other
@@ -121,6 +127,12 @@ fn oracle_parse(f: &[u8]) -> Option<OFrame> {
         vlan,
         l3,
     })
+}
+
+/// The destination port of a TCP (6) or UDP (17) header at the start of `l4`.
+fn l4_dport(proto: u8, l4: Option<&[u8]>) -> Option<u16> {
+    let l4 = l4?;
+    ((proto == 6 || proto == 17) && l4.len() >= 4).then(|| u16::from_be_bytes([l4[2], l4[3]]))
 }
 
 fn in_subnets(a: IpAddr) -> bool {
@@ -179,7 +191,30 @@ fn oracle_egress(cfg: &OConfig, ports: &[OPort], from: usize, to: usize, f: &OFr
         return false;
     }
     let (fk, tk) = (ports[from].kind, ports[to].kind);
-    let endpoint = |k: PortKind| k != PortKind::Host;
+    // The gateway port: in, only a container's unicast IP to the gateway MAC for a unicast
+    // address outside the subnets (never on an internal network); out, only to containers.
+    // Also the relay answers: TCP/UDP to a gateway address and a port in 61000..=65535.
+    if tk == PortKind::Gateway {
+        let (dst, dport) = match f.l3 {
+            OL3::V4 { dst, dport, .. } => (IpAddr::V4(dst), dport),
+            OL3::V6 { dst, dport, .. } => (IpAddr::V6(dst), dport),
+            _ => return false,
+        };
+        let relay =
+            (dst == IpAddr::V4(GW4) || dst == IpAddr::V6(GW6)) && dport.is_some_and(|p| p >= 61000);
+        let egress = !(dst == IpAddr::V4(GW4) || dst == IpAddr::V6(GW6))
+            && !dst.is_multicast()
+            && !link_scoped(dst)
+            && !in_subnets(dst);
+        return fk == PortKind::Container
+            && !cfg.internal
+            && Some(f.dst) == ports[to].mac
+            && (relay || egress);
+    }
+    if fk == PortKind::Gateway {
+        return tk == PortKind::Container;
+    }
+    let endpoint = |k: PortKind| k == PortKind::Container || k == PortKind::Tunnel;
     if fk == PortKind::Tunnel && tk == PortKind::Tunnel {
         return false;
     }
@@ -207,7 +242,7 @@ fn oracle_egress(cfg: &OConfig, ports: &[OPort], from: usize, to: usize, f: &OFr
 fn owner(ports: &[OPort], a: Ipv4Addr) -> Option<usize> {
     ports
         .iter()
-        .position(|p| p.mac.is_some() && p.v4.contains(&a))
+        .position(|p| p.mac.is_some() && p.kind != PortKind::Gateway && p.v4.contains(&a))
 }
 
 /// The expected ARP reply bytes, built by hand.
@@ -283,6 +318,7 @@ struct Spec {
     truncate: Option<usize>,
     garbage: Vec<u8>,
     dt_ms: u64,
+    dport: u16,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -304,10 +340,15 @@ fn spec() -> impl Strategy<Value = Spec> {
         (
             proptest::collection::vec(any::<u8>(), 0..64),
             prop_oneof![Just(0u64), 0u64..2_000, 250_000u64..400_000],
+            prop_oneof![Just(2u16), Just(60999), Just(61000), Just(65535)],
         ),
     )
         .prop_map(
-            |((port, src, dst, kind, a, b), (arp_sha, op, vlan, truncate), (garbage, dt_ms))| {
+            |(
+                (port, src, dst, kind, a, b),
+                (arp_sha, op, vlan, truncate),
+                (garbage, dt_ms, dport),
+            )| {
                 Spec {
                     port,
                     src,
@@ -321,6 +362,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                     truncate,
                     garbage,
                     dt_ms,
+                    dport,
                 }
             },
         )
@@ -355,7 +397,7 @@ fn build(s: &Spec) -> Vec<u8> {
                 ph,
                 IpProtocol::UDP,
                 &[],
-                &udp_datagram(&ph, (1, 2), &s.garbage),
+                &udp_datagram(&ph, (1, s.dport), &s.garbage),
             )
         }
         3 => {
@@ -370,7 +412,7 @@ fn build(s: &Spec) -> Vec<u8> {
                 ph,
                 IpProtocol::UDP,
                 &[],
-                &udp_datagram(&ph, (1, 2), &s.garbage),
+                &udp_datagram(&ph, (1, s.dport), &s.garbage),
             )
         }
         4 => {
@@ -399,6 +441,7 @@ fn build(s: &Spec) -> Vec<u8> {
 fn setup(
     cfg: OConfig,
     host: bool,
+    gateway: bool,
     containers: usize,
     tunnels: usize,
     cap: usize,
@@ -446,6 +489,17 @@ fn setup(
             },
         );
     }
+    if gateway {
+        add(
+            &mut sw,
+            OPort {
+                kind: PortKind::Gateway,
+                mac: Some(HOST_MAC),
+                v4: vec![GW4],
+                v6: vec![GW6],
+            },
+        );
+    }
     for _ in 0..tunnels {
         add(
             &mut sw,
@@ -469,13 +523,14 @@ proptest! {
         internal in any::<bool>(),
         anti_spoofing in any::<bool>(),
         host in any::<bool>(),
+        gateway in any::<bool>(),
         containers in 1usize..=4,
         tunnels in 0usize..=2,
         cap in 1usize..8,
         specs in proptest::collection::vec(spec(), 1..60),
     ) {
         let cfg = OConfig { icc, internal, anti_spoofing };
-        let (mut sw, ports) = setup(cfg, host, containers, tunnels, cap);
+        let (mut sw, ports) = setup(cfg, host, gateway, containers, tunnels, cap);
         let mut out = Decisions::default();
         let mut now_ms = 0u64;
         for s in &specs {
@@ -493,6 +548,16 @@ proptest! {
                 continue;
             }
             let Some(f) = parsed else { unreachable!() };
+            // The gateway MAC is never learned on the gateway port.
+            if let Some(g) = ports.iter().position(|p| p.kind == PortKind::Gateway) {
+                prop_assert!(sw.fdb().get(&MacAddr(HOST_MAC), now_ms) != Some(PortId(g as u16)));
+                // What the oracle says may reach the gateway goes there and nowhere else.
+                let complete = etherparse::SlicedPacket::from_ethernet(&frame).is_ok();
+                if complete && oracle_egress(&cfg, &ports, in_port, g, &f) {
+                    let got: Vec<usize> = out.tx().iter().map(|t| t.port.index()).collect();
+                    prop_assert_eq!(got, vec![g]);
+                }
+            }
             for tx in out.tx() {
                 let to = tx.port.index();
                 match tx.frame {

@@ -792,3 +792,116 @@ fn batch_indices_and_no_growth_in_steady_state() {
     assert_eq!(out.reply(0).len(), 42);
     assert_eq!(out.reply(7), &[] as &[u8]);
 }
+
+/// A network with an egress gateway port (same MAC as the host port).
+fn with_gateway(config: SwitchConfig) -> (Net, PortId) {
+    let mut n = Net::new(config);
+    let gw = n
+        .sw
+        .add_port(
+            PortConfig::gateway(GW_MAC)
+                .with_ipv4(ip4("172.18.0.1"))
+                .with_ipv6(ip6("fd00::1")),
+        )
+        .expect("gateway");
+    (n, gw)
+}
+
+#[test]
+fn off_subnet_traffic_goes_to_the_gateway_port() {
+    let (mut n, gw) = with_gateway(SwitchConfig::default());
+    let [a, b, _] = n.c;
+    // The host port announces the gateway MAC: learned there.
+    n.send(n.host, &raw(GW_MAC, MacAddr::BROADCAST), secs(1));
+    assert_eq!(n.sw.fdb().get(&GW_MAC, 1000), Some(n.host));
+    // Off-subnet IPv4 and IPv6 to the gateway MAC: to the gateway port only.
+    let out4 = udp4(cmac(2), GW_MAC, "172.18.0.2", "8.8.8.8");
+    assert_eq!(n.send(a, &out4, secs(2)), (Verdict::Forward(gw), vec![gw]));
+    let out6 = udp6(cmac(2), GW_MAC, "fd00::2", "2001:db8::1");
+    assert_eq!(n.send(a, &out6, secs(2)), (Verdict::Forward(gw), vec![gw]));
+    // To the gateway address itself, or another in-subnet address: the host port.
+    let to_gw = udp4(cmac(2), GW_MAC, "172.18.0.2", "172.18.0.1");
+    assert_eq!(n.send(a, &to_gw, secs(3)).0, Verdict::Forward(n.host));
+    // Multicast / broadcast / link-local destinations are never steered.
+    for dst in ["224.0.0.251", "255.255.255.255", "169.254.1.1", "239.1.1.1"] {
+        let f = udp4(cmac(2), GW_MAC, "172.18.0.2", dst);
+        assert_eq!(n.send(a, &f, secs(3)).0, Verdict::Forward(n.host), "{dst}");
+    }
+    // Frames from the gateway port are not learned and go to containers only.
+    let reply = udp4(GW_MAC, cmac(2), "8.8.8.8", "172.18.0.2");
+    assert_eq!(n.send(gw, &reply, secs(4)).0, Verdict::Forward(a));
+    assert_eq!(n.sw.fdb().get(&GW_MAC, 4000), Some(n.host));
+    // Unknown destination: flooded to containers only (not host).
+    let unknown = udp4(GW_MAC, cmac(9), "8.8.8.8", "172.18.0.9");
+    let (v, ports) = n.send(gw, &unknown, secs(5));
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    assert_eq!(ports, vec![a, b, n.c[2]]);
+    // A frame from the gateway port addressed to the host (gateway) MAC is refused.
+    let to_host = udp4(GW_MAC, GW_MAC, "8.8.8.8", "172.18.0.1");
+    assert_eq!(
+        n.send(gw, &to_host, secs(6)).0,
+        Verdict::Drop(DropReason::Gateway)
+    );
+    // Broadcasts from containers and the host never reach the gateway port.
+    let (_, ports) = n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(7));
+    assert!(!ports.contains(&gw));
+    let (_, ports) = n.send(n.host, &raw(GW_MAC, MacAddr::BROADCAST), secs(7));
+    assert!(!ports.contains(&gw));
+    // The gateway port is not subject to anti-spoofing (it sends for remote addresses).
+    assert_eq!(n.sw.counters().drop_spoofed_ip, 0);
+    // Only one gateway port per network.
+    assert_eq!(
+        n.sw.add_port(PortConfig::gateway(GW_MAC)),
+        Err(Error::BadGatewayPort)
+    );
+    n.sw.remove_port(gw).expect("remove");
+    // Without it, off-subnet traffic goes to the host interface unchanged (masquerade off).
+    assert_eq!(n.send(a, &out4, secs(8)).0, Verdict::Forward(n.host));
+}
+
+#[test]
+fn internal_networks_never_steer_to_the_gateway() {
+    let (mut n, gw) = with_gateway(SwitchConfig {
+        internal: true,
+        ..SwitchConfig::default()
+    });
+    let a = n.c[0];
+    let out4 = udp4(cmac(2), GW_MAC, "172.18.0.2", "8.8.8.8");
+    let (v, ports) = n.send(a, &out4, secs(1));
+    assert!(!ports.contains(&gw), "{v:?}");
+    assert!(!ports.contains(&n.host), "{v:?}");
+}
+
+#[test]
+fn relay_answers_to_the_gateway_address_go_to_the_gateway_port() {
+    let (mut n, gw) = with_gateway(SwitchConfig::default());
+    let a = n.c[0];
+    // The gateway addresses stay the host port's (ARP answers, ownership).
+    assert_eq!(
+        n.sw.owner_of(IpAddr::V4(ip4("172.18.0.1"))),
+        Some((n.host, Some(GW_MAC)))
+    );
+    let to = |port: u16, ipv6: bool| {
+        let ph = if ipv6 {
+            v6("fd00::2", "fd00::1")
+        } else {
+            v4("172.18.0.2", "172.18.0.1")
+        };
+        ip_frame(
+            cmac(2),
+            GW_MAC,
+            None,
+            ph,
+            IpProtocol::UDP,
+            &[],
+            &udp_datagram(&ph, (80, port), b"x"),
+        )
+    };
+    assert_eq!(n.send(a, &to(61000, false), secs(1)).0, Verdict::Forward(gw));
+    assert_eq!(n.send(a, &to(65535, true), secs(1)).0, Verdict::Forward(gw));
+    // Below the relay range: the host's own sockets, through the host port.
+    assert_eq!(
+        n.send(a, &to(60999, false), secs(1)).0,
+        Verdict::Forward(n.host)
+    );
+}
