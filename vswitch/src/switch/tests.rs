@@ -876,6 +876,7 @@ fn internal_networks_never_steer_to_the_gateway() {
 fn relay_answers_to_the_gateway_address_go_to_the_gateway_port() {
     let (mut n, gw) = with_gateway(SwitchConfig::default());
     let a = n.c[0];
+    n.send(n.host, &raw(GW_MAC, MacAddr::BROADCAST), secs(1));
     // The gateway addresses stay the host port's (ARP answers, ownership).
     assert_eq!(
         n.sw.owner_of(IpAddr::V4(ip4("172.18.0.1"))),
