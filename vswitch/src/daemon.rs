@@ -501,8 +501,20 @@ impl Daemon {
             .networking_config
             .map(|n| n.endpoints_config)
             .unwrap_or_default();
+        let (port_requests, exposed) =
+            port_requests_of(&req.exposed_ports, req.host_config.as_ref())?;
         let first = eps.remove(&mode).unwrap_or_default().into_model();
         let sb = self.state().create_sandbox(name, &mode, first)?;
+        let sb = match self.state().update_sandbox(&sb.id, |s| {
+            s.port_requests = port_requests;
+            s.exposed = exposed;
+        }) {
+            Ok(sb) => sb,
+            Err(e) => {
+                self.teardown(&sb.id, true);
+                return Err(e);
+            }
+        };
         let res = self.build_sandbox(&sb, req.netns.as_deref(), req.cmd, eps);
         if let Err(e) = res {
             let problems = self.teardown(&sb.id, true);
@@ -657,6 +669,43 @@ impl Daemon {
             None => serde_json::Value::Null,
         })
     }
+}
+
+/// Published-port requests and exposed ports of a Docker create body.
+type PortPlan = (
+    Vec<crate::ports::PortRequest>,
+    Vec<(u16, crate::ports::Proto)>,
+);
+
+fn port_requests_of(
+    exposed_ports: &std::collections::BTreeMap<String, serde_json::Value>,
+    hc: Option<&json::HostConfigJson>,
+) -> Result<PortPlan, Error> {
+    let bad = |e: crate::ports::PortError| Error::InvalidParameter(e.to_string());
+    let exposed_keys: Vec<String> = exposed_ports.keys().cloned().collect();
+    let exposed = exposed_keys
+        .iter()
+        .map(|k| crate::ports::parse_key(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let bindings = hc
+        .map(|h| {
+            h.port_bindings
+                .iter()
+                .map(|(k, v)| {
+                    let list = v
+                        .iter()
+                        .map(|b| (b.host_ip.clone(), b.host_port.clone()))
+                        .collect();
+                    (k.clone(), list)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let publish_all = hc.is_some_and(|h| h.publish_all);
+    let reqs =
+        crate::ports::requests_from_docker(&bindings, &exposed_keys, publish_all).map_err(bad)?;
+    Ok((reqs, exposed))
 }
 
 /// The resolv.conf a sandbox's processes see (bind-mounted over /etc/resolv.conf).

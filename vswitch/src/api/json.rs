@@ -307,6 +307,8 @@ pub struct ContainerCreateJson {
     /// `ip netns` name) instead of a new one.
     #[serde(rename = "SandboxKey")]
     pub netns: Option<String>,
+    #[serde(rename = "ExposedPorts", deserialize_with = "null_as_default")]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
     #[serde(rename = "HostConfig")]
     pub host_config: Option<HostConfigJson>,
     #[serde(rename = "NetworkingConfig")]
@@ -318,6 +320,41 @@ pub struct ContainerCreateJson {
 pub struct HostConfigJson {
     #[serde(rename = "NetworkMode", deserialize_with = "null_as_default")]
     pub network_mode: String,
+    #[serde(rename = "PortBindings", deserialize_with = "null_as_default")]
+    pub port_bindings: BTreeMap<String, Vec<PortBindingJson>>,
+    #[serde(rename = "PublishAllPorts", deserialize_with = "null_as_default")]
+    pub publish_all: bool,
+}
+
+#[derive(Deserialize, Serialize, Debug, Default, Clone)]
+#[serde(default)]
+pub struct PortBindingJson {
+    #[serde(rename = "HostIp", deserialize_with = "null_as_default")]
+    pub host_ip: String,
+    #[serde(rename = "HostPort", deserialize_with = "null_as_default")]
+    pub host_port: String,
+}
+
+/// `NetworkSettings.Ports`: every exposed or published port, with its bindings or null.
+pub fn ports_json(sb: &Sandbox) -> BTreeMap<String, Option<Vec<PortBindingJson>>> {
+    let mut m: BTreeMap<String, Option<Vec<PortBindingJson>>> = BTreeMap::new();
+    for (p, proto) in &sb.exposed {
+        m.entry(crate::ports::key(*p, *proto)).or_insert(None);
+    }
+    for r in &sb.port_requests {
+        m.entry(crate::ports::key(r.container_port, r.proto))
+            .or_insert(None);
+    }
+    for b in &sb.bindings {
+        m.entry(crate::ports::key(b.container_port, b.proto))
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(PortBindingJson {
+                host_ip: b.host_ip.to_string(),
+                host_port: b.host_port.to_string(),
+            });
+    }
+    m
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -450,7 +487,7 @@ pub fn container_inspect_json(state: &State, sb: &Sandbox, running: Vec<i32>) ->
         "NetworkSettings": {
             "SandboxID": sb.id,
             "SandboxKey": sb.netns.clone().unwrap_or_default(),
-            "Ports": {},
+            "Ports": ports_json(sb),
             "Networks": sandbox_networks(state, sb),
         },
     })
@@ -467,7 +504,10 @@ pub fn container_list_json(state: &State, sb: &Sandbox, running: Vec<i32>) -> se
         "ImageID": "",
         "Command": sb.cmd.join(" "),
         "Created": created,
-        "Ports": [],
+        "Ports": sb.bindings.iter().map(|b| serde_json::json!({
+            "IP": b.host_ip, "PrivatePort": b.container_port, "PublicPort": b.host_port,
+            "Type": b.proto.as_str(),
+        })).collect::<Vec<_>>(),
         "Labels": {},
         "State": status,
         "Status": status,

@@ -36,6 +36,15 @@ pub struct RunArgs {
     /// Link to another sandbox (name:alias)
     #[arg(long = "link")]
     pub links: Vec<String>,
+    /// Publish a port: [hostip:][hostport:]containerport[/proto] (ranges allowed)
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Expose a port or a range (published with -P)
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
+    /// Publish every exposed port to an ephemeral host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Use an existing network namespace (/proc/PID/ns/net or an `ip netns` name)
     #[arg(long = "netns")]
     pub netns: Option<String>,
@@ -73,6 +82,42 @@ pub struct RmArgs {
     pub sandboxes: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct PortArgs {
+    /// Sandbox name or id
+    pub sandbox: String,
+    /// Only this port (PORT[/PROTO])
+    pub port: Option<String>,
+}
+
+/// The Docker `ExposedPorts` and `HostConfig.PortBindings` of `run`'s -p/--expose flags.
+fn port_fields(a: &RunArgs) -> Result<(Value, Value), CliError> {
+    use crate::ports;
+    let mut exposed = serde_json::Map::new();
+    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for e in &a.expose {
+        for (p, proto) in ports::parse_expose(e).map_err(|e| CliError::msg(e.to_string()))? {
+            exposed.insert(ports::key(p, proto), json!({}));
+        }
+    }
+    for spec in &a.publish {
+        for r in ports::parse_publish(spec).map_err(|e| CliError::msg(e.to_string()))? {
+            let k = ports::key(r.container_port, r.proto);
+            exposed.insert(k.clone(), json!({}));
+            let host_port = match r.host_ports {
+                None => String::new(),
+                Some((x, y)) if x == y => x.to_string(),
+                Some((x, y)) => format!("{x}-{y}"),
+            };
+            bindings.entry(k).or_default().push(json!({
+                "HostIp": r.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                "HostPort": host_port,
+            }));
+        }
+    }
+    Ok((Value::Object(exposed), json!(bindings)))
+}
+
 /// The `POST /containers/create` body for `run`.
 pub fn create_body(a: &RunArgs) -> Value {
     let mut ipam = serde_json::Map::new();
@@ -87,9 +132,15 @@ pub fn create_body(a: &RunArgs) -> Value {
         a.net.clone(),
         json!({ "IPAMConfig": ipam, "Aliases": a.aliases, "Links": a.links }),
     );
+    let (exposed, bindings) = port_fields(a).unwrap_or((json!({}), json!({})));
     let mut body = json!({
         "Cmd": if a.detach { a.cmd.clone() } else { Vec::new() },
-        "HostConfig": { "NetworkMode": a.net },
+        "ExposedPorts": exposed,
+        "HostConfig": {
+            "NetworkMode": a.net,
+            "PortBindings": bindings,
+            "PublishAllPorts": a.publish_all,
+        },
         "NetworkingConfig": { "EndpointsConfig": eps },
     });
     if let Some(ns) = &a.netns {
@@ -118,6 +169,8 @@ pub async fn run(client: &mut Client, a: RunArgs, io: &mut Io<'_>) -> Result<(),
     if !a.detach && a.cmd.is_empty() {
         return Err(CliError::msg("run needs a command after `--` (or -d)"));
     }
+    // Bad -p/--expose values are the user's to fix before anything is created.
+    port_fields(&a)?;
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", query_escape(n)),
         None => "/containers/create".to_string(),
@@ -194,6 +247,54 @@ impl SignalNumber for std::process::ExitStatus {
 pub async fn exec(client: &mut Client, a: ExecArgs, _io: &mut Io<'_>) -> Result<(), CliError> {
     let (key, resolv) = sandbox_paths(client, &a.sandbox).await?;
     exec_in(&key, &a.cmd, resolv.as_deref())
+}
+
+/// `vswitch port NAME [PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:32768` lines, as `docker port`.
+pub async fn port(client: &mut Client, a: PortArgs, io: &mut Io<'_>) -> Result<(), CliError> {
+    let r = client
+        .get(&format!("/containers/{}/json", query_escape(&a.sandbox)))
+        .await?;
+    let v = r.json().map_err(CliError::msg)?;
+    let want = match &a.port {
+        None => None,
+        Some(p) => Some(crate::ports::parse_key(p).map_err(|e| CliError::msg(e.to_string()))?),
+    };
+    let mut lines = Vec::new();
+    if let Some(m) = v["NetworkSettings"]["Ports"].as_object() {
+        for (k, list) in m {
+            let Ok((cp, proto)) = crate::ports::parse_key(k) else {
+                continue;
+            };
+            if want.is_some_and(|w| w != (cp, proto)) {
+                continue;
+            }
+            for b in list.as_array().into_iter().flatten() {
+                let ip = b["HostIp"].as_str().unwrap_or("");
+                let ip = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                };
+                let line = if want.is_some() {
+                    format!("{ip}:{}", b["HostPort"].as_str().unwrap_or(""))
+                } else {
+                    format!("{k} -> {ip}:{}", b["HostPort"].as_str().unwrap_or(""))
+                };
+                lines.push(line);
+            }
+        }
+    }
+    if let (Some((p, proto)), true) = (want, lines.is_empty()) {
+        return Err(CliError::msg(format!(
+            "Error: No public port '{}' published for {}",
+            crate::ports::key(p, proto),
+            a.sandbox
+        )));
+    }
+    for l in lines {
+        io.print(&format!("{l}\n"));
+    }
+    Ok(())
 }
 
 pub async fn ps(client: &mut Client, a: PsArgs, io: &mut Io<'_>) -> Result<(), CliError> {

@@ -72,6 +72,8 @@ pub enum Command {
     Ps(container::PsArgs),
     /// Remove sandboxes (stop what runs inside with -f)
     Rm(container::RmArgs),
+    /// List a sandbox's published ports
+    Port(container::PortArgs),
 }
 
 /// A failed command: the text for stderr (if any) and the exit code.
@@ -158,6 +160,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Exec(a) => container::exec(&mut client, a, io).await,
         Command::Ps(a) => container::ps(&mut client, a, io).await,
         Command::Rm(a) => container::rm(&mut client, a, io).await,
+        Command::Port(a) => container::port(&mut client, a, io).await,
     }
 }
 

@@ -181,6 +181,15 @@ pub struct Sandbox {
     /// Pid of that command, once started.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Published ports as asked (`-p`, `-P` with `--expose`).
+    #[serde(default)]
+    pub port_requests: Vec<crate::ports::PortRequest>,
+    /// Ports exposed (`--expose`), shown even when not published.
+    #[serde(default)]
+    pub exposed: Vec<(u16, crate::ports::Proto)>,
+    /// Published ports as bound on the host (kept so a restart binds the same ones).
+    #[serde(default)]
+    pub bindings: Vec<crate::ports::Binding>,
 }
 
 /// The `docker network create` request, decoded.
@@ -800,6 +809,9 @@ impl State {
             adopted: false,
             cmd: Vec::new(),
             pid: None,
+            port_requests: Vec::new(),
+            exposed: Vec::new(),
+            bindings: Vec::new(),
         };
         let ep = self.new_endpoint(&net, &mut sb, &settings)?;
         sb.endpoints.push(ep.clone());

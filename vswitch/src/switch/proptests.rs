@@ -200,12 +200,9 @@ fn oracle_egress(cfg: &OConfig, ports: &[OPort], from: usize, to: usize, f: &OFr
             OL3::V6 { dst, dport, .. } => (IpAddr::V6(dst), dport),
             _ => return false,
         };
-        let relay =
-            (dst == IpAddr::V4(GW4) || dst == IpAddr::V6(GW6)) && dport.is_some_and(|p| p >= 61000);
-        let egress = !(dst == IpAddr::V4(GW4) || dst == IpAddr::V6(GW6))
-            && !dst.is_multicast()
-            && !link_scoped(dst)
-            && !in_subnets(dst);
+        let is_gw = dst == IpAddr::V4(GW4) || dst == IpAddr::V6(GW6);
+        let relay = is_gw && dport.is_some_and(|p| p >= 61000);
+        let egress = !(is_gw || dst.is_multicast() || link_scoped(dst) || in_subnets(dst));
         return fk == PortKind::Container
             && !cfg.internal
             && Some(f.dst) == ports[to].mac

@@ -796,9 +796,8 @@ fn batch_indices_and_no_growth_in_steady_state() {
 /// A network with an egress gateway port (same MAC as the host port).
 fn with_gateway(config: SwitchConfig) -> (Net, PortId) {
     let mut n = Net::new(config);
-    let gw = n
-        .sw
-        .add_port(
+    let gw =
+        n.sw.add_port(
             PortConfig::gateway(GW_MAC)
                 .with_ipv4(ip4("172.18.0.1"))
                 .with_ipv6(ip6("fd00::1")),
@@ -898,7 +897,10 @@ fn relay_answers_to_the_gateway_address_go_to_the_gateway_port() {
             &udp_datagram(&ph, (80, port), b"x"),
         )
     };
-    assert_eq!(n.send(a, &to(61000, false), secs(1)).0, Verdict::Forward(gw));
+    assert_eq!(
+        n.send(a, &to(61000, false), secs(1)).0,
+        Verdict::Forward(gw)
+    );
     assert_eq!(n.send(a, &to(65535, true), secs(1)).0, Verdict::Forward(gw));
     // Below the relay range: the host's own sockets, through the host port.
     assert_eq!(

@@ -1,0 +1,1088 @@
+//! The network's egress gateway: userspace NAT (masquerade) and published ports.
+//!
+//! One [`Gateway`] runs per bridge network with `enable_ip_masquerade` on and not internal.
+//! It is a switch port ([`crate::switch::PortKind::Gateway`]) whose fd is one end of a
+//! `SOCK_SEQPACKET` socketpair: the datapath writes it the containers' frames for outside the
+//! network (10-byte virtio-net header + Ethernet frame, segmented and checksummed since the
+//! port has no offloads) and reads back the frames to deliver. The protocol work is the
+//! I/O-free state machine [`nat::Nat`]; this module drives it on a tokio runtime with the
+//! daemon's own sockets, so remote peers see the host's address and the host needs neither
+//! `ip_forward` nor firewall rules.
+//!
+//! Constants: [`nat::MAX_FLOWS`] (flow cap), [`nat::UDP_IDLE_TIMEOUT`],
+//! [`nat::ICMP_TIMEOUT`], [`TCP_CONNECT_TIMEOUT`], buffer sizes [`nat::TCP_BUFFER`],
+//! [`nat::HOST_WINDOW`], [`HOST_READ_WINDOW`].
+
+mod frame;
+pub mod nat;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::port::tap::VNET_HDR_LEN;
+use crate::port::PortIo;
+use crate::wire::MacAddr;
+pub use frame::check_emitted;
+pub use nat::{Action, FlowId, Nat, NatConfig, NatError, NatStats};
+
+/// A host connection attempt for a container's TCP flow gives up after this long (the
+/// container then gets a RST).
+pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Host → container bytes read from a host socket and not yet taken by the container's
+/// connection, per flow.
+pub const HOST_READ_WINDOW: usize = 128 * 1024;
+/// One read from a host TCP socket.
+const READ_CHUNK: usize = 16 * 1024;
+/// Socket buffer of the socketpair ends (frames queued between datapath and engine).
+const PAIR_BUFFER: libc::c_int = 4 << 20;
+/// Backlog of published TCP listeners.
+const LISTEN_BACKLOG: libc::c_int = 4096;
+
+/// Errors of the gateway's control calls.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A system call failed.
+    #[error("gateway: {op}: {source}")]
+    Sys { op: &'static str, source: io::Error },
+    /// The host port is taken (Docker's message).
+    #[error("Bind for {0} failed: port is already allocated")]
+    PortAllocated(SocketAddr),
+    /// The gateway has stopped.
+    #[error("gateway stopped")]
+    Stopped,
+}
+
+fn sys(op: &'static str) -> impl FnOnce(io::Error) -> GatewayError {
+    move |source| GatewayError::Sys { op, source }
+}
+
+/// What a gateway serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The network id (for logs).
+    pub network_id: String,
+    /// The gateway MAC: the host port's MAC, also given to the switch's gateway port.
+    pub gateway_mac: MacAddr,
+    /// The gateway's IPv4 address.
+    pub gateway_v4: Option<Ipv4Addr>,
+    /// The gateway's IPv6 address.
+    pub gateway_v6: Option<Ipv6Addr>,
+    /// The network's subnets.
+    pub subnets: Vec<IpNet>,
+    /// The network's MTU.
+    pub mtu: usize,
+    /// Most flows at once ([`nat::MAX_FLOWS`]).
+    pub max_flows: usize,
+    /// Tests only: containers may reach the host's loopback ([`NatConfig::allow_loopback`]).
+    pub allow_loopback: bool,
+}
+
+impl GatewayConfig {
+    /// A configuration with the default MTU (1500) and flow cap.
+    pub fn new(network_id: &str, gateway_mac: MacAddr, subnets: Vec<IpNet>) -> GatewayConfig {
+        GatewayConfig {
+            network_id: network_id.to_string(),
+            gateway_mac,
+            gateway_v4: None,
+            gateway_v6: None,
+            subnets,
+            mtu: 1500,
+            max_flows: nat::MAX_FLOWS,
+            allow_loopback: false,
+        }
+    }
+}
+
+/// Transport of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+enum Event {
+    Shutdown,
+    AddNeighbor(IpAddr, MacAddr),
+    RemoveNeighbor(IpAddr),
+    Stats(tokio::sync::oneshot::Sender<NatStats>),
+    TcpConnected(FlowId, io::Result<TcpStream>),
+    TcpAccepted {
+        container: SocketAddr,
+        stream: TcpStream,
+    },
+    TcpData(FlowId, Vec<u8>),
+    TcpWrote(FlowId, usize),
+    TcpEof(FlowId),
+    TcpHostError(FlowId),
+    UdpData(FlowId, Vec<u8>),
+    UdpInbound {
+        publication: u64,
+        socket: Arc<UdpSocket>,
+        client: SocketAddr,
+        container: SocketAddr,
+        data: Vec<u8>,
+    },
+    IcmpReply(IpAddr, Vec<u8>),
+}
+
+/// Ends the driver when the last handle goes.
+struct Stopper(mpsc::UnboundedSender<Event>);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        let _ = self.0.send(Event::Shutdown);
+    }
+}
+
+/// The control side of a running gateway. Cloneable; when the last clone is dropped (or on
+/// [`GatewayHandle::shutdown`]) the engine stops, resetting its TCP flows. Closing the
+/// datapath's end of the port also stops it.
+#[derive(Clone)]
+pub struct GatewayHandle {
+    tx: mpsc::UnboundedSender<Event>,
+    rt: Handle,
+    next_publication: Arc<AtomicU64>,
+    _stopper: Arc<Stopper>,
+    network: Arc<str>,
+}
+
+impl fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("network", &self.network)
+            .finish()
+    }
+}
+
+/// A published port: the listener lives while this value does.
+#[derive(Debug)]
+pub struct Publication {
+    proto: Proto,
+    local: SocketAddr,
+    container: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Publication {
+    /// The bound host address (with the kernel's port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The container address relayed to.
+    pub fn container(&self) -> SocketAddr {
+        self.container
+    }
+
+    /// TCP or UDP.
+    pub fn proto(&self) -> Proto {
+        self.proto
+    }
+}
+
+impl Drop for Publication {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts gateways.
+pub struct Gateway;
+
+impl Gateway {
+    /// Starts the engine of one network on `rt`. Returns its handle and the port to attach
+    /// to the network's switch as `PortConfig::gateway(mac)` (with the gateway addresses).
+    pub fn start(rt: &Handle, cfg: GatewayConfig) -> Result<(GatewayHandle, PortIo), GatewayError> {
+        let (ours, theirs) = seqpacket_pair()?;
+        let network: Arc<str> = Arc::from(cfg.network_id.as_str());
+        let start = Instant::now();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        let nat = Nat::new(
+            NatConfig {
+                gateway_mac: cfg.gateway_mac,
+                gateway_v4: cfg.gateway_v4,
+                gateway_v6: cfg.gateway_v6,
+                subnets: cfg.subnets.clone(),
+                mtu: cfg.mtu,
+                max_flows: cfg.max_flows,
+                allow_loopback: cfg.allow_loopback,
+            },
+            Duration::ZERO,
+            seed,
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let fd = {
+            let _g = rt.enter();
+            // SAFETY: `ours` is an owned, open fd that stays open while registered (the
+            // AsyncFd owns it).
+            unsafe { AsyncFd::register(ours) }.map_err(|e| sys("register socketpair")(e.into()))?
+        };
+        let driver = Driver {
+            nat,
+            fd,
+            rx,
+            tx: tx.clone(),
+            start,
+            out: std::collections::VecDeque::new(),
+            tcp: HashMap::new(),
+            udp: HashMap::new(),
+            icmp4: None,
+            icmp6: None,
+            icmp_warned: false,
+            network: network.clone(),
+        };
+        rt.spawn(driver.run());
+        let handle = GatewayHandle {
+            tx: tx.clone(),
+            rt: rt.clone(),
+            next_publication: Arc::new(AtomicU64::new(1)),
+            _stopper: Arc::new(Stopper(tx)),
+            network,
+        };
+        let io = PortIo {
+            file: std::fs::File::from(theirs),
+            offload: false,
+            delete_on_close: None,
+        };
+        Ok((handle, io))
+    }
+}
+
+impl GatewayHandle {
+    /// Publishes `host` (port 0: the kernel picks one from its ephemeral range) → `container`.
+    /// The listener lives in the daemon; each TCP connection (UDP client) is relayed into the
+    /// container from a gateway address. A port already taken gives
+    /// [`GatewayError::PortAllocated`].
+    pub fn publish(
+        &self,
+        proto: Proto,
+        host: SocketAddr,
+        container: SocketAddr,
+    ) -> Result<Publication, GatewayError> {
+        let _g = self.rt.enter();
+        let bind_err = |e: io::Error| {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                GatewayError::PortAllocated(host)
+            } else {
+                GatewayError::Sys {
+                    op: "bind published port",
+                    source: e,
+                }
+            }
+        };
+        let tx = self.tx.clone();
+        match proto {
+            Proto::Tcp => {
+                let l = std::net::TcpListener::bind(host).map_err(bind_err)?;
+                // SAFETY: a listening socket we own; listen() again only raises the backlog.
+                unsafe { libc::listen(l.as_raw_fd(), LISTEN_BACKLOG) };
+                l.set_nonblocking(true).map_err(sys("listener"))?;
+                let local = l.local_addr().map_err(sys("listener address"))?;
+                let l = TcpListener::from_std(l).map_err(sys("listener"))?;
+                let task = self.rt.spawn(async move {
+                    loop {
+                        match l.accept().await {
+                            Ok((stream, _)) => {
+                                let _ = stream.set_nodelay(true);
+                                if tx.send(Event::TcpAccepted { container, stream }).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!("published {local}: accept: {e}");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                });
+                Ok(Publication {
+                    proto,
+                    local,
+                    container,
+                    task,
+                })
+            }
+            Proto::Udp => {
+                let s = std::net::UdpSocket::bind(host).map_err(bind_err)?;
+                s.set_nonblocking(true).map_err(sys("udp listener"))?;
+                let local = s.local_addr().map_err(sys("listener address"))?;
+                let s = Arc::new(UdpSocket::from_std(s).map_err(sys("udp listener"))?);
+                let publication = self.next_publication.fetch_add(1, Ordering::Relaxed);
+                let task = self.rt.spawn(async move {
+                    let mut buf = vec![0u8; 65_536];
+                    loop {
+                        match s.recv_from(&mut buf).await {
+                            Ok((n, client)) => {
+                                let ev = Event::UdpInbound {
+                                    publication,
+                                    socket: s.clone(),
+                                    client,
+                                    container,
+                                    data: buf[..n].to_vec(),
+                                };
+                                if tx.send(ev).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!("published {local}/udp: {e}");
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                });
+                Ok(Publication {
+                    proto,
+                    local,
+                    container,
+                    task,
+                })
+            }
+        }
+    }
+
+    /// Tells the engine a container's MAC (call on attach: the engine must know it to open
+    /// published-port connections before the container has sent anything).
+    pub fn add_neighbor(&self, ip: IpAddr, mac: MacAddr) {
+        let _ = self.tx.send(Event::AddNeighbor(ip, mac));
+    }
+
+    /// Forgets a container's MAC (detach).
+    pub fn remove_neighbor(&self, ip: IpAddr) {
+        let _ = self.tx.send(Event::RemoveNeighbor(ip));
+    }
+
+    /// The engine's counters.
+    pub async fn stats(&self) -> Result<NatStats, GatewayError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Event::Stats(tx))
+            .map_err(|_| GatewayError::Stopped)?;
+        rx.await.map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Stops the engine now (its TCP flows are reset; publications stop relaying).
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Event::Shutdown);
+    }
+}
+
+fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), GatewayError> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(GatewayError::Sys {
+            op: "socketpair",
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: two fresh fds we own.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    for fd in [&a, &b] {
+        for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+            // SAFETY: setsockopt with an int option on our socket.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &PAIR_BUFFER as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+        }
+    }
+    Ok((a, b))
+}
+
+enum WriterMsg {
+    Data(Vec<u8>),
+    Shutdown,
+}
+
+struct TcpHost {
+    stream: Option<Arc<TcpStream>>,
+    to_host: Option<mpsc::UnboundedSender<WriterMsg>>,
+    permits: Arc<Semaphore>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Messages for the writer before the connection is up.
+    early: Vec<WriterMsg>,
+    connecting: Option<JoinHandle<()>>,
+}
+
+impl TcpHost {
+    fn close(mut self, reset: bool) {
+        if let Some(c) = self.connecting.take() {
+            c.abort();
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(s) = self.stream.take() {
+            if reset {
+                let _ = s.set_zero_linger();
+            }
+        }
+    }
+}
+
+struct UdpHost {
+    socket: Arc<UdpSocket>,
+    /// Published ports: the client to answer (from the published socket).
+    client: Option<SocketAddr>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct Driver {
+    nat: Nat,
+    fd: AsyncFd<OwnedFd>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    tx: mpsc::UnboundedSender<Event>,
+    start: Instant,
+    /// Frames waiting for room in the socketpair.
+    out: std::collections::VecDeque<Vec<u8>>,
+    tcp: HashMap<FlowId, TcpHost>,
+    udp: HashMap<FlowId, UdpHost>,
+    icmp4: Option<Arc<AsyncFd<OwnedFd>>>,
+    icmp6: Option<Arc<AsyncFd<OwnedFd>>>,
+    icmp_warned: bool,
+    network: Arc<str>,
+}
+
+/// The largest frame the datapath hands over (64 KiB + headers).
+const FRAME_MAX: usize = 65_536 + VNET_HDR_LEN + 64;
+
+impl Driver {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn run(mut self) {
+        let mut buf = vec![0u8; FRAME_MAX];
+        loop {
+            let now = self.now();
+            let wake = self
+                .nat
+                .poll_at(now)
+                .map_or(Duration::from_secs(3600), |at| at.saturating_sub(now));
+            let sleep = tokio::time::sleep(wake);
+            let want_write = !self.out.is_empty();
+            tokio::select! {
+                r = self.fd.readable() => {
+                    let Ok(mut guard) = r else { break };
+                    let mut eof = false;
+                    for _ in 0..crate::datapath::BATCH {
+                        let fd = guard.get_inner().as_raw_fd();
+                        // SAFETY: reading into our own buffer.
+                        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+                        if n < 0 {
+                            let e = io::Error::last_os_error();
+                            if e.kind() == io::ErrorKind::WouldBlock {
+                                guard.clear_ready();
+                            } else if e.kind() != io::ErrorKind::Interrupted {
+                                eof = true;
+                            }
+                            break;
+                        }
+                        if n == 0 {
+                            eof = true;
+                            break;
+                        }
+                        let n = n as usize;
+                        if n > VNET_HDR_LEN {
+                            let now = self.now();
+                            self.nat.handle_frame(now, &buf[VNET_HDR_LEN..n]);
+                        }
+                    }
+                    if eof {
+                        break;
+                    }
+                }
+                r = self.fd.writable(), if want_write => {
+                    if let Ok(mut g) = r {
+                        g.clear_ready();
+                    }
+                }
+                ev = self.rx.recv() => {
+                    let mut ev = ev;
+                    let mut stop = false;
+                    for _ in 0..256 {
+                        match ev {
+                            None | Some(Event::Shutdown) => { stop = true; break; }
+                            Some(e) => self.on_event(e),
+                        }
+                        match self.rx.try_recv() {
+                            Ok(e) => ev = Some(e),
+                            Err(_) => break,
+                        }
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+                _ = sleep => {}
+            }
+            self.step();
+        }
+        let now = self.now();
+        self.nat.reset_all(now);
+        self.actions();
+        self.flush();
+        for (_, h) in self.tcp.drain() {
+            h.close(true);
+        }
+        for (_, u) in self.udp.drain() {
+            if let Some(t) = u.task {
+                t.abort();
+            }
+        }
+        tracing::debug!("gateway of network {} stopped", self.network);
+    }
+
+    /// Polls the state machine, carries out its actions and sends its frames.
+    fn step(&mut self) {
+        for _ in 0..4 {
+            let now = self.now();
+            self.nat.poll(now);
+            if !self.actions() {
+                break;
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while let Some(f) = self.nat.pop_frame() {
+            self.out.push_back(f);
+        }
+        let hdr = [0u8; VNET_HDR_LEN];
+        while let Some(f) = self.out.front() {
+            let iov = [
+                libc::iovec {
+                    iov_base: hdr.as_ptr() as *mut _,
+                    iov_len: hdr.len(),
+                },
+                libc::iovec {
+                    iov_base: f.as_ptr() as *mut _,
+                    iov_len: f.len(),
+                },
+            ];
+            // SAFETY: iovecs point into live buffers.
+            let r = unsafe { libc::writev(self.fd.get_ref().as_raw_fd(), iov.as_ptr(), 2) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => {}
+                }
+            }
+            self.out.pop_front();
+        }
+        // Bound the backlog: beyond it frames are dropped, as a full NIC queue would.
+        while self.out.len() > 4096 {
+            self.out.pop_front();
+        }
+    }
+
+    /// Carries out the queued actions; true when any was done (poll again).
+    fn actions(&mut self) -> bool {
+        let mut any = false;
+        while let Some(a) = self.nat.pop_action() {
+            any = true;
+            match a {
+                Action::TcpConnect { flow, dst } => {
+                    let tx = self.tx.clone();
+                    let task = tokio::spawn(async move {
+                        let r = match tokio::time::timeout(
+                            TCP_CONNECT_TIMEOUT,
+                            TcpStream::connect(dst),
+                        )
+                        .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
+                        };
+                        let _ = tx.send(Event::TcpConnected(flow, r));
+                    });
+                    self.tcp.insert(
+                        flow,
+                        TcpHost {
+                            stream: None,
+                            to_host: None,
+                            permits: Arc::new(Semaphore::new(HOST_READ_WINDOW)),
+                            tasks: Vec::new(),
+                            early: Vec::new(),
+                            connecting: Some(task),
+                        },
+                    );
+                }
+                Action::TcpData { flow, data } => self.send_to_host(flow, WriterMsg::Data(data)),
+                Action::TcpShutdown { flow } => self.send_to_host(flow, WriterMsg::Shutdown),
+                Action::TcpSent { flow, bytes } => {
+                    if let Some(h) = self.tcp.get(&flow) {
+                        h.permits.add_permits(bytes);
+                    }
+                }
+                Action::TcpClose { flow, reset } => {
+                    if let Some(h) = self.tcp.remove(&flow) {
+                        h.close(reset);
+                    }
+                }
+                Action::UdpOpen { flow, dst } => match udp_connect(dst) {
+                    Ok(s) => {
+                        let s = Arc::new(s);
+                        let tx = self.tx.clone();
+                        let r = s.clone();
+                        let task = tokio::spawn(async move {
+                            let mut buf = vec![0u8; 65_536];
+                            loop {
+                                match r.recv(&mut buf).await {
+                                    Ok(n) => {
+                                        if tx.send(Event::UdpData(flow, buf[..n].to_vec())).is_err()
+                                        {
+                                            return;
+                                        }
+                                    }
+                                    // ICMP errors (port unreachable) surface here: ignore.
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                                }
+                            }
+                        });
+                        self.udp.insert(
+                            flow,
+                            UdpHost {
+                                socket: s,
+                                client: None,
+                                task: Some(task),
+                            },
+                        );
+                    }
+                    Err(e) => tracing::debug!("gateway: udp to {dst}: {e}"),
+                },
+                Action::UdpSend { flow, data } => {
+                    if let Some(u) = self.udp.get(&flow) {
+                        // Straight to the kernel: tokio's try_send reports WouldBlock until
+                        // the reactor has seen the fresh socket writable.
+                        udp_send(u.socket.as_raw_fd(), &data, u.client);
+                    }
+                }
+                Action::UdpClose { flow } => {
+                    if let Some(u) = self.udp.remove(&flow) {
+                        if let Some(t) = u.task {
+                            t.abort();
+                        }
+                    }
+                }
+                Action::IcmpEcho { dst, message } => self.icmp_send(dst, &message),
+            }
+        }
+        any
+    }
+
+    fn send_to_host(&mut self, flow: FlowId, m: WriterMsg) {
+        let Some(h) = self.tcp.get_mut(&flow) else {
+            return;
+        };
+        match &h.to_host {
+            Some(tx) => {
+                let _ = tx.send(m);
+            }
+            None => h.early.push(m),
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        let now = self.now();
+        match e {
+            Event::Shutdown => {}
+            Event::AddNeighbor(ip, mac) => self.nat.add_neighbor(ip, mac),
+            Event::RemoveNeighbor(ip) => self.nat.remove_neighbor(ip),
+            Event::Stats(tx) => {
+                let _ = tx.send(self.nat.stats().clone());
+            }
+            Event::TcpConnected(flow, r) => match r {
+                Ok(stream) if self.tcp.contains_key(&flow) => {
+                    let _ = stream.set_nodelay(true);
+                    self.nat.tcp_connected(flow, true);
+                    self.relay(flow, stream);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("gateway {}: connect failed: {e}", self.network);
+                    self.nat.tcp_connected(flow, false);
+                }
+            },
+            Event::TcpAccepted { container, stream } => match self.nat.tcp_inbound(container) {
+                Ok(flow) => {
+                    self.tcp.insert(
+                        flow,
+                        TcpHost {
+                            stream: None,
+                            to_host: None,
+                            permits: Arc::new(Semaphore::new(HOST_READ_WINDOW)),
+                            tasks: Vec::new(),
+                            early: Vec::new(),
+                            connecting: None,
+                        },
+                    );
+                    self.relay(flow, stream);
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        "gateway {}: published port to {container}: {e}",
+                        self.network
+                    );
+                    let _ = stream.set_zero_linger();
+                }
+            },
+            Event::TcpData(flow, data) => self.nat.tcp_host_data(flow, &data),
+            Event::TcpWrote(flow, n) => self.nat.tcp_host_wrote(flow, n),
+            Event::TcpEof(flow) => self.nat.tcp_host_eof(flow),
+            Event::TcpHostError(flow) => self.nat.tcp_host_reset(flow),
+            Event::UdpData(flow, data) => self.nat.udp_host_data(now, flow, &data),
+            Event::UdpInbound {
+                publication,
+                socket,
+                client,
+                container,
+                data,
+            } => match self
+                .nat
+                .udp_inbound(now, publication, client, container, &data)
+            {
+                Ok(flow) => {
+                    self.udp.entry(flow).or_insert(UdpHost {
+                        socket,
+                        client: Some(client),
+                        task: None,
+                    });
+                }
+                Err(e) => tracing::debug!("gateway {}: published udp: {e}", self.network),
+            },
+            Event::IcmpReply(src, msg) => self.nat.icmp_host_reply(now, src, &msg),
+        }
+    }
+
+    /// Starts the reader and writer tasks of a connected host stream.
+    fn relay(&mut self, flow: FlowId, stream: TcpStream) {
+        let Some(h) = self.tcp.get_mut(&flow) else {
+            return;
+        };
+        let stream = Arc::new(stream);
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterMsg>();
+        for m in h.early.drain(..) {
+            let _ = wtx.send(m);
+        }
+        let tx = self.tx.clone();
+        let w = stream.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(m) = wrx.recv().await {
+                match m {
+                    WriterMsg::Data(d) => {
+                        let mut off = 0;
+                        while off < d.len() {
+                            if w.writable().await.is_err() {
+                                let _ = tx.send(Event::TcpHostError(flow));
+                                return;
+                            }
+                            match w.try_write(&d[off..]) {
+                                Ok(n) => {
+                                    off += n;
+                                    let _ = tx.send(Event::TcpWrote(flow, n));
+                                }
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                                Err(_) => {
+                                    let _ = tx.send(Event::TcpHostError(flow));
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    WriterMsg::Shutdown => {
+                        // SAFETY: shutdown(2) on the stream's live fd.
+                        unsafe { libc::shutdown(w.as_raw_fd(), libc::SHUT_WR) };
+                    }
+                }
+            }
+        });
+        let tx = self.tx.clone();
+        let r = stream.clone();
+        let permits = h.permits.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                let Ok(p) = permits.acquire_many(READ_CHUNK as u32).await else {
+                    return;
+                };
+                p.forget();
+                let n = loop {
+                    if r.readable().await.is_err() {
+                        break Err(());
+                    }
+                    match r.try_read(&mut buf) {
+                        Ok(n) => break Ok(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => break Err(()),
+                    }
+                };
+                match n {
+                    Ok(0) => {
+                        let _ = tx.send(Event::TcpEof(flow));
+                        return;
+                    }
+                    Ok(n) => {
+                        permits.add_permits(READ_CHUNK - n);
+                        if tx.send(Event::TcpData(flow, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(()) => {
+                        let _ = tx.send(Event::TcpHostError(flow));
+                        return;
+                    }
+                }
+            }
+        });
+        h.tasks.push(writer);
+        h.tasks.push(reader);
+        h.to_host = Some(wtx);
+        h.stream = Some(stream);
+        h.connecting = None;
+    }
+
+    fn icmp_send(&mut self, dst: IpAddr, message: &[u8]) {
+        let slot = if dst.is_ipv4() {
+            &mut self.icmp4
+        } else {
+            &mut self.icmp6
+        };
+        if slot.is_none() {
+            match raw_icmp(dst.is_ipv6()) {
+                Ok(fd) => {
+                    let fd = Arc::new(fd);
+                    let tx = self.tx.clone();
+                    let r = fd.clone();
+                    let v6 = dst.is_ipv6();
+                    tokio::spawn(async move { icmp_reader(r, v6, tx).await });
+                    *slot = Some(fd);
+                }
+                Err(e) => {
+                    if !self.icmp_warned {
+                        self.icmp_warned = true;
+                        tracing::warn!(
+                            "gateway {}: cannot open a raw ICMP socket ({e}): containers' \
+                             pings to outside the network go unanswered",
+                            self.network
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(fd) = slot.as_ref() else {
+            return;
+        };
+        let (sa, len) = sockaddr(dst, 0);
+        // SAFETY: sendto with a valid buffer and sockaddr of `len` bytes.
+        unsafe {
+            libc::sendto(
+                fd.get_ref().as_raw_fd(),
+                message.as_ptr() as *const _,
+                message.len(),
+                libc::MSG_DONTWAIT,
+                &sa as *const libc::sockaddr_storage as *const libc::sockaddr,
+                len,
+            )
+        };
+    }
+}
+
+fn udp_connect(dst: SocketAddr) -> io::Result<UdpSocket> {
+    let any: SocketAddr = if dst.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any)?;
+    s.connect(dst)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
+
+/// One datagram, non-blocking (dropped if the socket buffer is full, as a router would).
+fn udp_send(fd: RawFd, data: &[u8], to: Option<SocketAddr>) {
+    match to {
+        None => {
+            // SAFETY: send(2) from a live buffer.
+            unsafe {
+                libc::send(
+                    fd,
+                    data.as_ptr() as *const _,
+                    data.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+        }
+        Some(to) => {
+            let (sa, len) = sockaddr(to.ip(), to.port());
+            // SAFETY: sendto(2) from a live buffer with a sockaddr of `len` bytes.
+            unsafe {
+                libc::sendto(
+                    fd,
+                    data.as_ptr() as *const _,
+                    data.len(),
+                    libc::MSG_DONTWAIT,
+                    &sa as *const libc::sockaddr_storage as *const libc::sockaddr,
+                    len,
+                )
+            };
+        }
+    }
+}
+
+fn raw_icmp(v6: bool) -> io::Result<AsyncFd<OwnedFd>> {
+    let (domain, proto) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_ICMP)
+    };
+    // SAFETY: socket(2) returns a new fd or -1.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            proto,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own, owned by the AsyncFd for as long as it is registered.
+    unsafe { AsyncFd::register(OwnedFd::from_raw_fd(fd)) }.map_err(io::Error::from)
+}
+
+async fn icmp_reader(fd: Arc<AsyncFd<OwnedFd>>, v6: bool, tx: mpsc::UnboundedSender<Event>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok(mut g) = fd.readable().await else {
+            return;
+        };
+        loop {
+            // SAFETY: recvfrom into our buffer and a sockaddr_storage.
+            let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            let n = unsafe {
+                libc::recvfrom(
+                    g.get_inner().as_raw_fd(),
+                    buf.as_mut_ptr() as *mut _,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    &mut sa as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                    &mut len,
+                )
+            };
+            if n < 0 {
+                g.clear_ready();
+                break;
+            }
+            let data = &buf[..n as usize];
+            let Some(src) = from_sockaddr(&sa) else {
+                continue;
+            };
+            // A raw IPv4 socket gets the IP header too; ICMPv6 sockets do not.
+            let msg = if v6 {
+                data
+            } else {
+                let ihl = usize::from(data.first().map_or(0, |b| b & 0x0f)) * 4;
+                data.get(ihl..).unwrap_or(&[])
+            };
+            if tx.send(Event::IcmpReply(src, msg.to_vec())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn sockaddr(a: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        IpAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = port.to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        IpAddr::V6(v6) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = port.to_be();
+            sin6.sin6_addr.s6_addr = v6.octets();
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(IpAddr::V4(Ipv4Addr::from(
+                sin.sin_addr.s_addr.to_ne_bytes(),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,980 @@
+//! The NAT state machine: frames and host events in, frames and host-socket [`Action`]s out.
+//! No I/O and no clock of its own (the caller passes `now`), so it is unit-tested and fuzzed
+//! by feeding bytes (boringtun style); [`super::Gateway`] drives it with real sockets.
+//!
+//! - **TCP** is terminated in userspace by smoltcp (an IP-medium interface in "any IP" mode,
+//!   so it answers for every destination). A container's SYN for a new flow creates a
+//!   listening smoltcp socket for exactly (destination address, port), with its SYN-ACK held
+//!   back (`pause_synack`), and asks the host to connect ([`Action::TcpConnect`]). When the
+//!   host connection is up ([`Nat::tcp_connected`]) the SYN-ACK goes out; when it fails the
+//!   container gets a RST, as from a refusing peer. Bytes are relayed both ways with credit
+//!   (at most [`HOST_WINDOW`] bytes in flight towards the host per flow; host bytes are only
+//!   taken from the caller when [`Action::TcpSent`] returns credit). FIN and RST propagate both
+//!   ways.
+//! - **UDP**: one host socket per (container address, remote address) flow; replies are
+//!   re-framed to the container; flows expire after [`UDP_IDLE_TIMEOUT`].
+//! - **ICMP echo**: requests are re-sent from the host with an identifier allocated here
+//!   (unique per container, identifier and destination); replies are matched by identifier
+//!   and source and re-framed with the container's own identifier; entries expire after
+//!   [`ICMP_TIMEOUT`].
+//! - **Published ports** enter through [`Nat::tcp_inbound`] / [`Nat::udp_inbound`]: the
+//!   container sees a connection from a gateway address and a port of
+//!   [`crate::switch::RELAY_PORTS`] (the switch steers its answers to the gateway port).
+//!
+//! At most [`NatConfig::max_flows`] flows (all protocols together, default [`MAX_FLOWS`])
+//! exist at once; beyond, new flows are refused and one warning is logged (re-armed once the
+//! count has dropped below 90 % of the cap).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
+
+use super::frame;
+use crate::switch::RELAY_PORTS;
+use crate::wire::{tcp as tcpw, IpProtocol, MacAddr};
+
+/// Most flows (TCP + UDP + ICMP echo) one network's gateway keeps at once.
+pub const MAX_FLOWS: usize = 4096;
+/// A UDP flow with no datagram either way for this long is closed (as conntrack's 30–120 s).
+pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An ICMP echo mapping with no request or reply for this long is forgotten (conntrack: 30 s).
+pub const ICMP_TIMEOUT: Duration = Duration::from_secs(30);
+/// smoltcp receive and send buffer of each relayed TCP connection.
+pub const TCP_BUFFER: usize = 64 * 1024;
+/// Container → host bytes a flow may have handed to the host side and not yet written.
+pub const HOST_WINDOW: usize = 256 * 1024;
+/// Most container MAC addresses remembered (learned from their frames or given).
+pub const MAX_NEIGHBORS: usize = 8192;
+
+/// Identifies one flow in [`Action`]s and host events.
+pub type FlowId = u64;
+
+/// What the engine needs to know about its network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatConfig {
+    /// The gateway's MAC (source of every frame the engine sends).
+    pub gateway_mac: MacAddr,
+    /// The gateway's IPv4 address (source of IPv4 published-port relays).
+    pub gateway_v4: Option<Ipv4Addr>,
+    /// The gateway's IPv6 address.
+    pub gateway_v6: Option<Ipv6Addr>,
+    /// The network's subnets: containers live there, and nothing in them is NATed.
+    pub subnets: Vec<IpNet>,
+    /// The network's MTU (IP packet size the engine sends to containers).
+    pub mtu: usize,
+    /// Most flows at once ([`MAX_FLOWS`]).
+    pub max_flows: usize,
+    /// Lets containers reach the host's loopback addresses. Only for tests: in production a
+    /// container must never reach services bound to 127.0.0.1 (Docker drops such packets).
+    pub allow_loopback: bool,
+}
+
+/// Something the I/O side must do with host sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a TCP connection from the host to `dst`, then report with
+    /// [`Nat::tcp_connected`].
+    TcpConnect { flow: FlowId, dst: SocketAddr },
+    /// Container → host bytes: write them to the flow's host socket and report each write
+    /// with [`Nat::tcp_host_wrote`].
+    TcpData { flow: FlowId, data: Vec<u8> },
+    /// `bytes` given with [`Nat::tcp_host_data`] have entered the container connection: the
+    /// host side may read that much more.
+    TcpSent { flow: FlowId, bytes: usize },
+    /// The container closed its sending side: once the pending data is written, shut down
+    /// the host socket's write side.
+    TcpShutdown { flow: FlowId },
+    /// The flow is gone: close the host socket (with a RST when `reset`).
+    TcpClose { flow: FlowId, reset: bool },
+    /// A new outbound UDP flow: open a host socket connected to `dst`; its datagrams come
+    /// back with [`Nat::udp_host_data`].
+    UdpOpen { flow: FlowId, dst: SocketAddr },
+    /// Send a datagram on the flow's host socket (or, for a published port, to its client).
+    UdpSend { flow: FlowId, data: Vec<u8> },
+    /// The flow expired: close its host socket (a published port's flow has none).
+    UdpClose { flow: FlowId },
+    /// Send this ICMP (v4 or v6 after `dst`'s family) echo request from a raw socket;
+    /// replies come back with [`Nat::icmp_host_reply`].
+    IcmpEcho { dst: IpAddr, message: Vec<u8> },
+}
+
+/// Why an inbound (published-port) flow could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NatError {
+    /// [`NatConfig::max_flows`] reached.
+    #[error("too many flows through the gateway")]
+    Full,
+    /// The network has no gateway address of the container's family.
+    #[error("no gateway address of this family")]
+    NoAddress,
+    /// Every relay port of [`RELAY_PORTS`] is in use.
+    #[error("no free relay port")]
+    NoPort,
+    /// smoltcp refused the connection attempt.
+    #[error("cannot open the relay connection")]
+    Connect,
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Input frames not handled (not IP, bad checksum, not for the engine, …).
+    pub dropped: u64,
+    /// Output frames dropped because the container's MAC is unknown.
+    pub no_neighbor: u64,
+    /// New flows refused at the cap.
+    pub flow_cap_hits: u64,
+}
+
+struct TcpFlow {
+    handle: SocketHandle,
+    key: (SocketAddr, SocketAddr),
+    /// A published-port relay (connected from the gateway into the container).
+    inbound: bool,
+    /// The host side is connected (outbound: after `tcp_connected(Ok)`).
+    connected: bool,
+    /// Host → container bytes not yet in smoltcp's send buffer.
+    pending: VecDeque<u8>,
+    /// Container → host bytes the host side can still take.
+    credit: usize,
+    host_eof: bool,
+    close_called: bool,
+    shutdown_sent: bool,
+    aborted: bool,
+    closed_polls: u8,
+}
+
+struct UdpFlow {
+    key: (SocketAddr, SocketAddr),
+    inbound: Option<(u64, SocketAddr)>,
+    last: Duration,
+}
+
+struct IcmpFlow {
+    key: (IpAddr, u16, IpAddr),
+    last: Duration,
+}
+
+/// The smoltcp device: IP packets queued in and out.
+struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+    mtu: usize,
+}
+
+struct Rx(Vec<u8>);
+struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+
+impl RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = vec![0u8; len];
+        let r = f(&mut b);
+        self.0.push(b);
+        r
+    }
+}
+
+impl Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx, Tx<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((Rx(p), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Tx<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = self.mtu;
+        c
+    }
+}
+
+/// Destinations the engine connects to from the host: never the host's loopback (a
+/// container must not reach services bound to 127.0.0.1), IPv4-mapped IPv6 (the same in
+/// disguise), multicast, broadcast, unspecified or link-local addresses.
+fn routable(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => {
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local())
+        }
+        IpAddr::V6(a) => {
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_unicast_link_local()
+                || a.to_ipv4_mapped().is_some()
+                || a.segments()[..6] == [0; 6])
+        }
+    }
+}
+
+fn instant(now: Duration) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The NAT state machine of one network. See the [module documentation](self).
+pub struct Nat {
+    cfg: NatConfig,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    dev: Queues,
+    neighbors: HashMap<IpAddr, MacAddr>,
+    next_flow: FlowId,
+    tcp: HashMap<FlowId, TcpFlow>,
+    tcp_keys: HashMap<(SocketAddr, SocketAddr), FlowId>,
+    udp: HashMap<FlowId, UdpFlow>,
+    udp_keys: HashMap<(SocketAddr, SocketAddr), FlowId>,
+    udp_inbound_keys: HashMap<(u64, SocketAddr), FlowId>,
+    /// Host-side ICMP identifier → mapping.
+    icmp: HashMap<u16, IcmpFlow>,
+    icmp_keys: HashMap<(IpAddr, u16, IpAddr), u16>,
+    next_ident: u16,
+    relay_used: HashSet<(IpAddr, u16)>,
+    next_relay: u16,
+    frames: VecDeque<Vec<u8>>,
+    actions: VecDeque<Action>,
+    cap_warned: bool,
+    stats: NatStats,
+}
+
+impl std::fmt::Debug for Nat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nat")
+            .field("cfg", &self.cfg)
+            .field("flows", &self.flow_count())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Nat {
+    /// A NAT engine with no flows; `seed` randomises smoltcp's initial sequence numbers.
+    pub fn new(mut cfg: NatConfig, now: Duration, seed: u64) -> Nat {
+        cfg.mtu = cfg.mtu.clamp(1280, 65_535);
+        // smoltcp panics on non-unicast interface addresses: such a gateway is none at all.
+        cfg.gateway_v4 = cfg
+            .gateway_v4
+            .filter(|a| !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()));
+        cfg.gateway_v6 = cfg
+            .gateway_v6
+            .filter(|a| !(a.is_unspecified() || a.is_multicast()));
+        let mut dev = Queues {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            mtu: cfg.mtu,
+        };
+        let mut c = Config::new(HardwareAddress::Ip);
+        c.random_seed = seed;
+        let mut iface = Interface::new(c, &mut dev, instant(now));
+        iface.set_any_ip(true);
+        iface.update_ip_addrs(|a| {
+            if let Some(v4) = cfg.gateway_v4 {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(v4), 32));
+            }
+            if let Some(v6) = cfg.gateway_v6 {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv6(v6), 128));
+            }
+        });
+        // Every destination is reachable "via ourselves": smoltcp needs a route to send.
+        if let Some(v4) = cfg.gateway_v4 {
+            let _ = iface.routes_mut().add_default_ipv4_route(v4);
+        }
+        if let Some(v6) = cfg.gateway_v6 {
+            let _ = iface.routes_mut().add_default_ipv6_route(v6);
+        }
+        Nat {
+            cfg,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            dev,
+            neighbors: HashMap::new(),
+            next_flow: 1,
+            tcp: HashMap::new(),
+            tcp_keys: HashMap::new(),
+            udp: HashMap::new(),
+            udp_keys: HashMap::new(),
+            udp_inbound_keys: HashMap::new(),
+            icmp: HashMap::new(),
+            icmp_keys: HashMap::new(),
+            next_ident: (seed as u16) | 1,
+            relay_used: HashSet::new(),
+            next_relay: *RELAY_PORTS.start(),
+            frames: VecDeque::new(),
+            actions: VecDeque::new(),
+            cap_warned: false,
+            stats: NatStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NatConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NatStats {
+        &self.stats
+    }
+
+    /// Flows alive (TCP + UDP + ICMP).
+    pub fn flow_count(&self) -> usize {
+        self.tcp.len() + self.udp.len() + self.icmp.len()
+    }
+
+    /// Remembers a container's MAC (the daemon tells it on attach; frames also teach it).
+    pub fn add_neighbor(&mut self, ip: IpAddr, mac: MacAddr) {
+        if self.neighbors.len() < MAX_NEIGHBORS || self.neighbors.contains_key(&ip) {
+            self.neighbors.insert(ip, mac);
+        }
+    }
+
+    /// Forgets a container's MAC (detach).
+    pub fn remove_neighbor(&mut self, ip: IpAddr) {
+        self.neighbors.remove(&ip);
+    }
+
+    /// Next frame to send into the network (towards a container).
+    pub fn pop_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front()
+    }
+
+    /// Next host-socket action.
+    pub fn pop_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Nat::poll`] must run next at the latest (smoltcp timers, flow expiry).
+    pub fn poll_at(&mut self, now: Duration) -> Option<Duration> {
+        let mut at = self
+            .iface
+            .poll_at(instant(now), &self.sockets)
+            .map(|i| Duration::from_micros(u64::try_from(i.total_micros()).unwrap_or(0)));
+        let mut earliest = |d: Duration| at = Some(at.map_or(d, |a| a.min(d)));
+        if let Some(l) = self.udp.values().map(|f| f.last).min() {
+            earliest(l + UDP_IDLE_TIMEOUT);
+        }
+        if let Some(l) = self.icmp.values().map(|f| f.last).min() {
+            earliest(l + ICMP_TIMEOUT);
+        }
+        at
+    }
+
+    fn is_gateway_addr(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => self.cfg.gateway_v4 == Some(a),
+            IpAddr::V6(a) => self.cfg.gateway_v6 == Some(a),
+        }
+    }
+
+    fn in_subnets(&self, a: IpAddr) -> bool {
+        self.cfg.subnets.iter().any(|n| n.contains(&a))
+    }
+
+    fn admit(&mut self) -> bool {
+        let n = self.flow_count();
+        if n < self.cfg.max_flows {
+            if self.cap_warned && n < self.cfg.max_flows * 9 / 10 {
+                self.cap_warned = false;
+            }
+            return true;
+        }
+        self.stats.flow_cap_hits += 1;
+        if !self.cap_warned {
+            self.cap_warned = true;
+            tracing::warn!(
+                "gateway: {} concurrent NAT flows reached (the cap); new connections from \
+                 containers and to published ports are refused until some end",
+                self.cfg.max_flows
+            );
+        }
+        false
+    }
+
+    fn new_flow_id(&mut self) -> FlowId {
+        let id = self.next_flow;
+        self.next_flow += 1;
+        id
+    }
+
+    /// A frame the switch sent to the gateway port (a container's packet for outside the
+    /// network, or an answer to a published-port relay). Call [`Nat::poll`] after a batch.
+    pub fn handle_frame(&mut self, now: Duration, frame: &[u8]) {
+        self.stats.frames_in += 1;
+        let Some(p) = frame::parse(frame) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        // Only containers of this network, to outside it or to a relay of ours.
+        let relay = self.is_gateway_addr(p.dst);
+        if !self.in_subnets(p.src)
+            || (self.in_subnets(p.dst) && !relay)
+            || !(routable(p.dst) || self.cfg.allow_loopback && p.dst.is_loopback())
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        if p.src_mac.is_valid_source() {
+            self.add_neighbor(p.src, p.src_mac);
+        }
+        let handled = match p.proto {
+            IpProtocol::TCP => self.on_tcp(now, &p),
+            IpProtocol::UDP => self.on_udp(now, &p, relay),
+            IpProtocol::ICMP | IpProtocol::ICMPV6 if !relay => self.on_icmp(now, &p),
+            _ => false,
+        };
+        if !handled {
+            self.stats.dropped += 1;
+        }
+    }
+
+    fn on_tcp(&mut self, now: Duration, p: &frame::Inbound<'_>) -> bool {
+        let Some((sp, dp, flags)) = frame::tcp_ports_flags(p) else {
+            return false;
+        };
+        let container = SocketAddr::new(p.src, sp);
+        let peer = SocketAddr::new(p.dst, dp);
+        let key = (container, peer);
+        let syn_only = flags & (tcpw::FLAG_SYN | tcpw::FLAG_ACK | tcpw::FLAG_RST) == tcpw::FLAG_SYN;
+        let relay = self.is_gateway_addr(p.dst);
+        if !self.tcp_keys.contains_key(&key) && syn_only && !relay && dp != 0 {
+            if !self.admit() {
+                return true;
+            }
+            let mut s = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            );
+            s.set_nagle_enabled(false);
+            s.pause_synack(true);
+            if s.listen(IpListenEndpoint {
+                addr: Some(IpAddress::from(p.dst)),
+                port: dp,
+            })
+            .is_err()
+            {
+                return false;
+            }
+            let handle = self.sockets.add(s);
+            let flow = self.new_flow_id();
+            self.tcp.insert(
+                flow,
+                TcpFlow {
+                    handle,
+                    key,
+                    inbound: false,
+                    connected: false,
+                    pending: VecDeque::new(),
+                    credit: HOST_WINDOW,
+                    host_eof: false,
+                    close_called: false,
+                    shutdown_sent: false,
+                    aborted: false,
+                    closed_polls: 0,
+                },
+            );
+            self.tcp_keys.insert(key, flow);
+            self.dev.rx.push_back(p.packet.to_vec());
+            self.iface
+                .poll(instant(now), &mut self.dev, &mut self.sockets);
+            let s = self.sockets.get::<tcp::Socket>(handle);
+            let accepted = s.state() == tcp::State::SynReceived
+                && s.remote_endpoint().map(SocketAddr::from) == Some(container);
+            if accepted {
+                self.actions
+                    .push_back(Action::TcpConnect { flow, dst: peer });
+            } else {
+                self.tcp.remove(&flow);
+                self.tcp_keys.remove(&key);
+                self.sockets.remove(handle);
+            }
+            self.flush_tx();
+            return true;
+        }
+        // Known flows, and anything else: smoltcp answers unknown segments with a RST.
+        self.dev.rx.push_back(p.packet.to_vec());
+        true
+    }
+
+    fn on_udp(&mut self, now: Duration, p: &frame::Inbound<'_>, relay: bool) -> bool {
+        let Some((sp, dp, data)) = frame::udp(p) else {
+            return false;
+        };
+        let key = (SocketAddr::new(p.src, sp), SocketAddr::new(p.dst, dp));
+        let flow = match self.udp_keys.get(&key) {
+            Some(f) => *f,
+            None if relay || dp == 0 => return false,
+            None => {
+                if !self.admit() {
+                    return true;
+                }
+                let flow = self.new_flow_id();
+                self.udp.insert(
+                    flow,
+                    UdpFlow {
+                        key,
+                        inbound: None,
+                        last: now,
+                    },
+                );
+                self.udp_keys.insert(key, flow);
+                self.actions.push_back(Action::UdpOpen { flow, dst: key.1 });
+                flow
+            }
+        };
+        if let Some(f) = self.udp.get_mut(&flow) {
+            f.last = now;
+        }
+        self.actions.push_back(Action::UdpSend {
+            flow,
+            data: data.to_vec(),
+        });
+        true
+    }
+
+    fn on_icmp(&mut self, now: Duration, p: &frame::Inbound<'_>) -> bool {
+        let Some((ident, seq, data)) = frame::echo_request(p) else {
+            return false;
+        };
+        let key = (p.src, ident, p.dst);
+        let host_ident = match self.icmp_keys.get(&key) {
+            Some(i) => *i,
+            None => {
+                if !self.admit() {
+                    return true;
+                }
+                let Some(i) = self.alloc_ident() else {
+                    return true;
+                };
+                self.icmp_keys.insert(key, i);
+                self.icmp.insert(i, IcmpFlow { key, last: now });
+                i
+            }
+        };
+        if let Some(f) = self.icmp.get_mut(&host_ident) {
+            f.last = now;
+        }
+        let message = frame::echo_message(p.dst.is_ipv6(), None, false, host_ident, seq, data);
+        self.actions.push_back(Action::IcmpEcho {
+            dst: p.dst,
+            message,
+        });
+        true
+    }
+
+    fn alloc_ident(&mut self) -> Option<u16> {
+        for _ in 0..=u16::MAX {
+            let i = self.next_ident;
+            self.next_ident = self.next_ident.wrapping_add(1);
+            if !self.icmp.contains_key(&i) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn alloc_relay_port(&mut self, gw: IpAddr) -> Option<u16> {
+        let span = usize::from(RELAY_PORTS.end() - RELAY_PORTS.start()) + 1;
+        for _ in 0..span {
+            let p = self.next_relay;
+            self.next_relay = if p >= *RELAY_PORTS.end() {
+                *RELAY_PORTS.start()
+            } else {
+                p + 1
+            };
+            if self.relay_used.insert((gw, p)) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn gateway_for(&self, container: IpAddr) -> Option<IpAddr> {
+        match container {
+            IpAddr::V4(_) => self.cfg.gateway_v4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.cfg.gateway_v6.map(IpAddr::V6),
+        }
+    }
+
+    // ---- host events --------------------------------------------------------------------
+
+    /// The host connection of an outbound TCP flow is up (`true`) or failed (`false`: the
+    /// container gets a RST).
+    pub fn tcp_connected(&mut self, flow: FlowId, ok: bool) {
+        let Some(f) = self.tcp.get_mut(&flow) else {
+            return;
+        };
+        let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+        if ok {
+            f.connected = true;
+            s.pause_synack(false);
+        } else {
+            f.aborted = true;
+            s.abort();
+        }
+    }
+
+    /// Host → container bytes (at most what [`Action::TcpSent`] credits allow, or
+    /// [`HOST_WINDOW`] initially: the caller bounds its reads).
+    pub fn tcp_host_data(&mut self, flow: FlowId, data: &[u8]) {
+        if let Some(f) = self.tcp.get_mut(&flow) {
+            if !f.host_eof && !f.aborted {
+                f.pending.extend(data);
+            }
+        }
+    }
+
+    /// The host side wrote `n` bytes of [`Action::TcpData`]: that much credit comes back.
+    pub fn tcp_host_wrote(&mut self, flow: FlowId, n: usize) {
+        if let Some(f) = self.tcp.get_mut(&flow) {
+            f.credit = (f.credit + n).min(HOST_WINDOW);
+        }
+    }
+
+    /// The host peer closed its sending side (FIN): the container gets a FIN after the data.
+    pub fn tcp_host_eof(&mut self, flow: FlowId) {
+        if let Some(f) = self.tcp.get_mut(&flow) {
+            f.host_eof = true;
+        }
+    }
+
+    /// The host connection failed or was reset: the container gets a RST.
+    pub fn tcp_host_reset(&mut self, flow: FlowId) {
+        if let Some(f) = self.tcp.get_mut(&flow) {
+            f.aborted = true;
+            self.sockets.get_mut::<tcp::Socket>(f.handle).abort();
+        }
+    }
+
+    /// A connection accepted on a published TCP port, to relay into `container`. Returns the
+    /// flow; the caller then relays with the `tcp_host_*` calls like an outbound flow.
+    pub fn tcp_inbound(&mut self, container: SocketAddr) -> Result<FlowId, NatError> {
+        if !self.in_subnets(container.ip()) || container.port() == 0 {
+            return Err(NatError::Connect);
+        }
+        let gw = self
+            .gateway_for(container.ip())
+            .ok_or(NatError::NoAddress)?;
+        if !self.admit() {
+            return Err(NatError::Full);
+        }
+        let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        );
+        s.set_nagle_enabled(false);
+        if s.connect(self.iface.context(), container, SocketAddr::new(gw, port))
+            .is_err()
+        {
+            self.relay_used.remove(&(gw, port));
+            return Err(NatError::Connect);
+        }
+        let handle = self.sockets.add(s);
+        let flow = self.new_flow_id();
+        let key = (container, SocketAddr::new(gw, port));
+        self.tcp.insert(
+            flow,
+            TcpFlow {
+                handle,
+                key,
+                inbound: true,
+                connected: true,
+                pending: VecDeque::new(),
+                credit: HOST_WINDOW,
+                host_eof: false,
+                close_called: false,
+                shutdown_sent: false,
+                aborted: false,
+                closed_polls: 0,
+            },
+        );
+        self.tcp_keys.insert(key, flow);
+        Ok(flow)
+    }
+
+    /// A datagram from the host socket of an outbound UDP flow.
+    pub fn udp_host_data(&mut self, now: Duration, flow: FlowId, data: &[u8]) {
+        let Some(f) = self.udp.get_mut(&flow) else {
+            return;
+        };
+        f.last = now;
+        let (container, peer) = f.key;
+        self.emit_udp(peer, container, data);
+    }
+
+    /// A datagram received on published UDP port `publication` from `client`, for
+    /// `container`. The container's answers come back as [`Action::UdpSend`] on the returned
+    /// flow (send them to `client` from the published socket).
+    pub fn udp_inbound(
+        &mut self,
+        now: Duration,
+        publication: u64,
+        client: SocketAddr,
+        container: SocketAddr,
+        data: &[u8],
+    ) -> Result<FlowId, NatError> {
+        if !self.in_subnets(container.ip()) || container.port() == 0 {
+            return Err(NatError::Connect);
+        }
+        let flow = match self.udp_inbound_keys.get(&(publication, client)) {
+            Some(f) => *f,
+            None => {
+                let gw = self
+                    .gateway_for(container.ip())
+                    .ok_or(NatError::NoAddress)?;
+                if !self.admit() {
+                    return Err(NatError::Full);
+                }
+                let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
+                let flow = self.new_flow_id();
+                let key = (container, SocketAddr::new(gw, port));
+                self.udp.insert(
+                    flow,
+                    UdpFlow {
+                        key,
+                        inbound: Some((publication, client)),
+                        last: now,
+                    },
+                );
+                self.udp_keys.insert(key, flow);
+                self.udp_inbound_keys.insert((publication, client), flow);
+                flow
+            }
+        };
+        self.udp_host_data(now, flow, data);
+        Ok(flow)
+    }
+
+    /// An ICMP/ICMPv6 message received by the host's raw socket from `src` (without the IP
+    /// header). Echo replies for one of our identifiers go back to their container.
+    pub fn icmp_host_reply(&mut self, now: Duration, src: IpAddr, message: &[u8]) {
+        let Ok(m) = crate::wire::IcmpPacket::new_checked(message) else {
+            return;
+        };
+        let reply_type = if src.is_ipv6() {
+            crate::wire::icmp::V6_ECHO_REPLY
+        } else {
+            crate::wire::icmp::V4_ECHO_REPLY
+        };
+        if m.msg_type() != reply_type || m.code() != 0 {
+            return;
+        }
+        let Some((ident, seq)) = m.echo_ident_seq() else {
+            return;
+        };
+        let Some(f) = self.icmp.get_mut(&ident) else {
+            return;
+        };
+        let (container, cident, dst) = f.key;
+        if dst != src {
+            return;
+        }
+        f.last = now;
+        let data = message
+            .get(crate::wire::icmp::ECHO_HEADER_LEN..)
+            .unwrap_or(&[]);
+        let ph = frame::pseudo(src, container);
+        let l4 = frame::echo_message(src.is_ipv6(), ph, true, cident, seq, data);
+        let proto = if src.is_ipv6() {
+            IpProtocol::ICMPV6
+        } else {
+            IpProtocol::ICMP
+        };
+        self.emit_ip(src, container, proto, &l4);
+    }
+
+    // ---- output -----------------------------------------------------------------------------
+
+    fn emit_udp(&mut self, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        let max = self.cfg.mtu.saturating_sub(48 + 8);
+        if data.len() > max {
+            // No IP fragmentation towards containers: too big for the link.
+            self.stats.dropped += 1;
+            return;
+        }
+        if let Some(l4) = frame::udp_datagram(src, dst, data) {
+            self.emit_ip(src.ip(), dst.ip(), IpProtocol::UDP, &l4);
+        }
+    }
+
+    fn emit_ip(&mut self, src: IpAddr, dst: IpAddr, proto: IpProtocol, l4: &[u8]) {
+        let Some(mac) = self.neighbors.get(&dst).copied() else {
+            self.stats.no_neighbor += 1;
+            return;
+        };
+        if let Some(f) = frame::ip_frame(self.cfg.gateway_mac, mac, src, dst, proto, l4) {
+            self.stats.frames_out += 1;
+            self.frames.push_back(f);
+        }
+    }
+
+    fn flush_tx(&mut self) {
+        for p in std::mem::take(&mut self.dev.tx) {
+            let Some(dst) = frame::ip_dst(&p) else {
+                continue;
+            };
+            let Some(mac) = self.neighbors.get(&dst).copied() else {
+                self.stats.no_neighbor += 1;
+                continue;
+            };
+            if let Some(f) = frame::wrap_ip(self.cfg.gateway_mac, mac, &p) {
+                self.stats.frames_out += 1;
+                self.frames.push_back(f);
+            }
+        }
+    }
+
+    /// Runs smoltcp on the queued frames, relays TCP bytes, expires flows, and queues the
+    /// resulting frames and actions.
+    pub fn poll(&mut self, now: Duration) {
+        let ts = instant(now);
+        self.iface.poll(ts, &mut self.dev, &mut self.sockets);
+        if self.service_tcp() {
+            self.iface.poll(ts, &mut self.dev, &mut self.sockets);
+            self.service_tcp();
+        }
+        self.expire(now);
+        self.flush_tx();
+    }
+
+    /// Moves bytes between smoltcp and the host side; true when smoltcp has new work.
+    fn service_tcp(&mut self) -> bool {
+        let mut again = false;
+        let mut gone = Vec::new();
+        for (&flow, f) in self.tcp.iter_mut() {
+            let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+            if f.aborted {
+                if s.state() == tcp::State::Closed {
+                    f.closed_polls = f.closed_polls.saturating_add(1);
+                    if s.remote_endpoint().is_none() || f.closed_polls > 1 {
+                        gone.push((flow, true));
+                    }
+                }
+                continue;
+            }
+            // Host → container.
+            if !f.pending.is_empty() && s.can_send() {
+                let (a, _) = f.pending.as_slices();
+                let n = s.send_slice(a).unwrap_or(0);
+                if n > 0 {
+                    f.pending.drain(..n);
+                    self.actions.push_back(Action::TcpSent { flow, bytes: n });
+                    again = true;
+                }
+            }
+            if f.host_eof && f.pending.is_empty() && !f.close_called && f.connected {
+                s.close();
+                f.close_called = true;
+                again = true;
+            }
+            // Container → host.
+            while f.credit > 0 && s.can_recv() && f.connected {
+                let want = f.credit.min(s.recv_queue()).min(64 * 1024);
+                let mut data = vec![0u8; want];
+                let n = s.recv_slice(&mut data).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                data.truncate(n);
+                f.credit -= n;
+                again = true;
+                self.actions.push_back(Action::TcpData { flow, data });
+            }
+            let state = s.state();
+            let fin_seen = matches!(
+                state,
+                tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::TimeWait
+            );
+            if fin_seen && s.recv_queue() == 0 && !f.shutdown_sent && f.connected {
+                f.shutdown_sent = true;
+                self.actions.push_back(Action::TcpShutdown { flow });
+            }
+            match state {
+                tcp::State::TimeWait => gone.push((flow, false)),
+                tcp::State::Closed => {
+                    let graceful = f.shutdown_sent && f.close_called;
+                    gone.push((flow, !graceful));
+                }
+                _ => {}
+            }
+        }
+        for (flow, reset) in gone {
+            if let Some(f) = self.tcp.remove(&flow) {
+                self.tcp_keys.remove(&f.key);
+                if f.inbound {
+                    self.relay_used.remove(&(f.key.1.ip(), f.key.1.port()));
+                }
+                self.sockets.remove(f.handle);
+                self.actions.push_back(Action::TcpClose { flow, reset });
+            }
+        }
+        again
+    }
+
+    fn expire(&mut self, now: Duration) {
+        let dead: Vec<FlowId> = self
+            .udp
+            .iter()
+            .filter(|(_, f)| now.saturating_sub(f.last) >= UDP_IDLE_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for flow in dead {
+            if let Some(f) = self.udp.remove(&flow) {
+                self.udp_keys.remove(&f.key);
+                if let Some(k) = f.inbound {
+                    self.udp_inbound_keys.remove(&k);
+                    self.relay_used.remove(&(f.key.1.ip(), f.key.1.port()));
+                }
+                self.actions.push_back(Action::UdpClose { flow });
+            }
+        }
+        let dead: Vec<u16> = self
+            .icmp
+            .iter()
+            .filter(|(_, f)| now.saturating_sub(f.last) >= ICMP_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for i in dead {
+            if let Some(f) = self.icmp.remove(&i) {
+                self.icmp_keys.remove(&f.key);
+            }
+        }
+    }
+
+    /// Drops every flow (shutdown): TCP connections get a RST.
+    pub fn reset_all(&mut self, now: Duration) {
+        let flows: Vec<FlowId> = self.tcp.keys().copied().collect();
+        for f in flows {
+            self.tcp_host_reset(f);
+        }
+        self.poll(now);
+        self.poll(now);
+    }
+}

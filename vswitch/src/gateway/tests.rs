@@ -1,0 +1,544 @@
+//! The NAT state machine driven by hand-built frames (no sockets), and one end-to-end test
+//! of the engine with real host sockets on loopback.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::nat::{self, Action, Nat, NatConfig, NatError};
+use super::{check_emitted, frame};
+use crate::wire::tcp::{self as tcpw, FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
+use crate::wire::testutil::{ip_frame, udp_datagram};
+use crate::wire::{IpProtocol, MacAddr, PseudoHeader, TcpPacket, UdpPacket};
+
+const CMAC: MacAddr = MacAddr([2, 0x42, 172, 18, 0, 2]);
+const GWMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn config() -> NatConfig {
+    NatConfig {
+        gateway_mac: GWMAC,
+        gateway_v4: Some(Ipv4Addr::new(172, 18, 0, 1)),
+        gateway_v6: Some("fd00::1".parse().expect("v6")),
+        subnets: vec![
+            "172.18.0.0/16".parse().expect("net"),
+            "fd00::/64".parse().expect("net"),
+        ],
+        mtu: 1500,
+        max_flows: nat::MAX_FLOWS,
+        allow_loopback: false,
+    }
+}
+
+fn ph(src: SocketAddr, dst: SocketAddr) -> PseudoHeader {
+    frame::pseudo(src.ip(), dst.ip()).expect("same family")
+}
+
+fn tcp_frame(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    tcpw::emit_header(&mut t, src.port(), dst.port(), seq, ack, flags, 64_000).expect("fits");
+    t.extend_from_slice(payload);
+    TcpPacket::new_checked(&mut t[..])
+        .expect("valid")
+        .fill_checksum(&ph(src, dst));
+    ip_frame(CMAC, GWMAC, None, ph(src, dst), IpProtocol::TCP, &[], &t)
+}
+
+#[derive(Debug)]
+struct Seg {
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: Vec<u8>,
+}
+
+/// Checks an emitted frame fully and returns its TCP segment.
+fn seg(f: &[u8]) -> Seg {
+    check_emitted(f).expect("valid frame");
+    assert_eq!(&f[..6], &CMAC.0, "to the container");
+    assert_eq!(&f[6..12], &GWMAC.0, "from the gateway MAC");
+    let p = frame::parse(f).expect("ip");
+    assert_eq!(p.proto, IpProtocol::TCP);
+    let t = TcpPacket::new_checked(p.l4).expect("tcp");
+    Seg {
+        src: SocketAddr::new(p.src, t.src_port()),
+        dst: SocketAddr::new(p.dst, t.dst_port()),
+        seq: t.seq_number(),
+        ack: t.ack_number(),
+        flags: t.flags(),
+        payload: t.payload().to_vec(),
+    }
+}
+
+fn drain(n: &mut Nat) -> (Vec<Vec<u8>>, Vec<Action>) {
+    let mut f = Vec::new();
+    while let Some(x) = n.pop_frame() {
+        f.push(x);
+    }
+    let mut a = Vec::new();
+    while let Some(x) = n.pop_action() {
+        a.push(x);
+    }
+    (f, a)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+const C: &str = "172.18.0.2:40000";
+const R: &str = "93.184.216.34:80";
+
+/// Container SYN → host connect → SYN-ACK → established; returns (nat, flow, next container
+/// seq, next remote seq).
+fn established() -> (Nat, u64, u32, u32) {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let (c, r) = (sa(C), sa(R));
+    n.handle_frame(ms(1), &tcp_frame(c, r, 1000, 0, FLAG_SYN, &[]));
+    n.poll(ms(1));
+    let (frames, actions) = drain(&mut n);
+    assert!(frames.is_empty(), "SYN-ACK held until the host connects");
+    let flow = match actions.as_slice() {
+        [Action::TcpConnect { flow, dst }] if *dst == r => *flow,
+        other => panic!("expected one connect, got {other:?}"),
+    };
+    n.tcp_connected(flow, true);
+    n.poll(ms(2));
+    let (frames, _) = drain(&mut n);
+    assert_eq!(frames.len(), 1);
+    let s = seg(&frames[0]);
+    assert_eq!(
+        (s.src, s.dst),
+        (r, c),
+        "the remote's address, not the host's"
+    );
+    assert_eq!(s.flags & (FLAG_SYN | FLAG_ACK), FLAG_SYN | FLAG_ACK);
+    assert_eq!(s.ack, 1001);
+    n.handle_frame(ms(3), &tcp_frame(c, r, 1001, s.seq + 1, FLAG_ACK, &[]));
+    n.poll(ms(3));
+    (n, flow, 1001, s.seq + 1)
+}
+
+#[test]
+fn tcp_handshake_data_and_close_both_ways() {
+    let (mut n, flow, cseq, rseq) = established();
+    let (c, r) = (sa(C), sa(R));
+    // Container → host.
+    n.handle_frame(
+        ms(4),
+        &tcp_frame(c, r, cseq, rseq, FLAG_ACK | FLAG_PSH, b"hello"),
+    );
+    n.poll(ms(4));
+    let (_, actions) = drain(&mut n);
+    assert!(
+        actions.contains(&Action::TcpData {
+            flow,
+            data: b"hello".to_vec()
+        }),
+        "{actions:?}"
+    );
+    n.tcp_host_wrote(flow, 5);
+    // Host → container.
+    n.tcp_host_data(flow, b"world");
+    n.poll(ms(5));
+    let (frames, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpSent { flow, bytes: 5 }));
+    let data: Vec<Seg> = frames.iter().map(|f| seg(f)).collect();
+    let d = data
+        .iter()
+        .find(|s| !s.payload.is_empty())
+        .expect("data segment");
+    assert_eq!(
+        (d.payload.as_slice(), d.seq, d.ack),
+        (&b"world"[..], rseq, cseq + 5)
+    );
+    // Container FIN → host shutdown.
+    n.handle_frame(
+        ms(6),
+        &tcp_frame(c, r, cseq + 5, rseq + 5, FLAG_ACK | FLAG_FIN, &[]),
+    );
+    n.poll(ms(6));
+    let (_, actions) = drain(&mut n);
+    assert!(
+        actions.contains(&Action::TcpShutdown { flow }),
+        "{actions:?}"
+    );
+    // Host EOF → FIN to the container; its ACK ends the flow gracefully.
+    n.tcp_host_eof(flow);
+    n.poll(ms(7));
+    let (frames, _) = drain(&mut n);
+    let fin = frames
+        .iter()
+        .map(|f| seg(f))
+        .find(|s| s.flags & FLAG_FIN != 0)
+        .expect("FIN");
+    n.handle_frame(
+        ms(8),
+        &tcp_frame(c, r, cseq + 6, fin.seq + 1, FLAG_ACK, &[]),
+    );
+    n.poll(ms(8));
+    let (_, actions) = drain(&mut n);
+    assert!(
+        actions.contains(&Action::TcpClose { flow, reset: false }),
+        "{actions:?}"
+    );
+    assert_eq!(n.flow_count(), 0);
+}
+
+#[test]
+fn tcp_refused_by_the_remote_resets_the_container() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let (c, r) = (sa(C), sa(R));
+    n.handle_frame(ms(1), &tcp_frame(c, r, 5000, 0, FLAG_SYN, &[]));
+    n.poll(ms(1));
+    let (_, actions) = drain(&mut n);
+    let Some(Action::TcpConnect { flow, .. }) = actions.first().cloned() else {
+        panic!("{actions:?}")
+    };
+    n.tcp_connected(flow, false);
+    n.poll(ms(2));
+    let (frames, actions) = drain(&mut n);
+    let rst = frames
+        .iter()
+        .map(|f| seg(f))
+        .find(|s| s.flags & FLAG_RST != 0);
+    let rst = rst.expect("RST");
+    assert_eq!((rst.src, rst.dst, rst.ack), (r, c, 5001));
+    assert!(actions.contains(&Action::TcpClose { flow, reset: true }));
+    assert_eq!(n.flow_count(), 0);
+}
+
+#[test]
+fn tcp_container_reset_and_host_reset() {
+    let (mut n, flow, cseq, rseq) = established();
+    let (c, r) = (sa(C), sa(R));
+    n.handle_frame(ms(4), &tcp_frame(c, r, cseq, rseq, FLAG_RST, &[]));
+    n.poll(ms(4));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpClose { flow, reset: true }));
+
+    let (mut n, flow, _, _) = established();
+    n.tcp_host_reset(flow);
+    n.poll(ms(5));
+    let (frames, actions) = drain(&mut n);
+    assert!(frames.iter().any(|f| seg(f).flags & FLAG_RST != 0));
+    assert!(actions.contains(&Action::TcpClose { flow, reset: true }));
+}
+
+#[test]
+fn unknown_tcp_segments_get_a_reset_and_no_flow() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    n.handle_frame(ms(1), &tcp_frame(sa(C), sa(R), 1, 2, FLAG_ACK, b"x"));
+    n.poll(ms(1));
+    let (frames, actions) = drain(&mut n);
+    assert!(actions.is_empty());
+    assert_eq!(frames.len(), 1);
+    assert!(seg(&frames[0]).flags & FLAG_RST != 0);
+    assert_eq!(n.flow_count(), 0);
+}
+
+fn udp_frame(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let ph = ph(src, dst);
+    ip_frame(
+        CMAC,
+        GWMAC,
+        None,
+        ph,
+        IpProtocol::UDP,
+        &[],
+        &udp_datagram(&ph, (src.port(), dst.port()), payload),
+    )
+}
+
+#[test]
+fn udp_flow_reply_and_idle_timeout() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let (c, r) = (sa("172.18.0.2:5353"), sa("9.9.9.9:53"));
+    n.handle_frame(ms(1), &udp_frame(c, r, b"q1"));
+    n.handle_frame(ms(2), &udp_frame(c, r, b"q2"));
+    n.poll(ms(2));
+    let (_, actions) = drain(&mut n);
+    let flow = match actions.as_slice() {
+        [Action::UdpOpen { flow, dst }, Action::UdpSend { data: d1, .. }, Action::UdpSend { data: d2, .. }]
+            if *dst == r && d1 == b"q1" && d2 == b"q2" =>
+        {
+            *flow
+        }
+        other => panic!("{other:?}"),
+    };
+    n.udp_host_data(ms(3), flow, b"answer");
+    n.poll(ms(3));
+    let (frames, _) = drain(&mut n);
+    assert_eq!(frames.len(), 1);
+    check_emitted(&frames[0]).expect("valid");
+    let p = frame::parse(&frames[0]).expect("ip");
+    let u = UdpPacket::new_checked(p.l4).expect("udp");
+    assert_eq!(
+        (p.src, u.src_port(), p.dst, u.dst_port()),
+        (r.ip(), 53, c.ip(), 5353)
+    );
+    assert_eq!(u.payload(), b"answer");
+    // Idle for the timeout: closed.
+    n.poll(ms(3) + nat::UDP_IDLE_TIMEOUT - ms(1));
+    assert_eq!(n.flow_count(), 1);
+    n.poll(ms(3) + nat::UDP_IDLE_TIMEOUT);
+    let (_, actions) = drain(&mut n);
+    assert_eq!(actions, vec![Action::UdpClose { flow }]);
+    assert_eq!(n.flow_count(), 0);
+}
+
+#[test]
+fn udp_over_ipv6() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let (c, r) = (sa("[fd00::2]:5000"), sa("[2001:db8::5]:53"));
+    n.handle_frame(ms(1), &udp_frame(c, r, b"q"));
+    n.poll(ms(1));
+    let (_, actions) = drain(&mut n);
+    let Some(Action::UdpOpen { flow, dst }) = actions.first().cloned() else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(dst, r);
+    n.udp_host_data(ms(2), flow, b"a");
+    let (frames, _) = drain(&mut n);
+    check_emitted(&frames[0]).expect("valid v6 udp");
+}
+
+fn echo_frame(src: &str, dst: &str, ident: u16, seq: u16) -> Vec<u8> {
+    let (s, d): (IpAddr, IpAddr) = (src.parse().expect("ip"), dst.parse().expect("ip"));
+    let v6 = s.is_ipv6();
+    let m = frame::echo_message(v6, frame::pseudo(s, d), false, ident, seq, b"ping!");
+    let proto = if v6 {
+        IpProtocol::ICMPV6
+    } else {
+        IpProtocol::ICMP
+    };
+    ip_frame(
+        CMAC,
+        GWMAC,
+        None,
+        frame::pseudo(s, d).expect("same family"),
+        proto,
+        &[],
+        &m,
+    )
+}
+
+#[test]
+fn icmp_echo_identifiers_are_mapped_per_container() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    n.add_neighbor(
+        "172.18.0.3".parse().expect("ip"),
+        MacAddr([2, 0x42, 172, 18, 0, 3]),
+    );
+    // Two containers using the same identifier to the same destination.
+    n.handle_frame(ms(1), &echo_frame("172.18.0.2", "1.1.1.1", 77, 1));
+    let mut f3 = echo_frame("172.18.0.3", "1.1.1.1", 77, 1);
+    f3[6..12].copy_from_slice(&[2, 0x42, 172, 18, 0, 3]);
+    n.handle_frame(ms(1), &f3);
+    n.poll(ms(1));
+    let (_, actions) = drain(&mut n);
+    let idents: Vec<(u16, u16)> = actions
+        .iter()
+        .map(|a| match a {
+            Action::IcmpEcho { dst, message } => {
+                assert_eq!(*dst, IpAddr::from([1, 1, 1, 1]));
+                let m = crate::wire::IcmpPacket::new_checked(&message[..]).expect("icmp");
+                assert!(m.verify_checksum_v4());
+                m.echo_ident_seq().expect("echo")
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(idents.len(), 2);
+    assert_ne!(idents[0].0, idents[1].0, "distinct host identifiers");
+    // The reply to the second goes to .3 with its own identifier 77.
+    let reply = frame::echo_message(false, None, true, idents[1].0, 1, b"ping!");
+    n.icmp_host_reply(ms(2), IpAddr::from([1, 1, 1, 1]), &reply);
+    // A reply from another source is ignored.
+    n.icmp_host_reply(ms(2), IpAddr::from([1, 1, 1, 2]), &reply);
+    let (frames, _) = drain(&mut n);
+    assert_eq!(frames.len(), 1);
+    check_emitted(&frames[0]).expect("valid");
+    assert_eq!(&frames[0][..6], &[2, 0x42, 172, 18, 0, 3]);
+    let p = frame::parse(&frames[0]).expect("ip");
+    let m = crate::wire::IcmpPacket::new_checked(p.l4).expect("icmp");
+    assert_eq!((m.msg_type(), m.echo_ident_seq()), (0, Some((77, 1))));
+    assert_eq!(p.dst, IpAddr::from([172, 18, 0, 3]));
+    // Expiry.
+    n.poll(ms(2) + nat::ICMP_TIMEOUT);
+    assert_eq!(n.flow_count(), 0);
+}
+
+#[test]
+fn flow_cap_refuses_new_flows() {
+    let mut n = Nat::new(
+        NatConfig {
+            max_flows: 3,
+            ..config()
+        },
+        ms(0),
+        7,
+    );
+    for i in 0..5u16 {
+        let c = SocketAddr::new(IpAddr::from([172, 18, 0, 2]), 1000 + i);
+        n.handle_frame(ms(1), &udp_frame(c, sa("9.9.9.9:53"), b"q"));
+    }
+    n.handle_frame(ms(1), &tcp_frame(sa(C), sa(R), 1, 0, FLAG_SYN, &[]));
+    n.poll(ms(1));
+    let (_, actions) = drain(&mut n);
+    let opens = actions
+        .iter()
+        .filter(|a| matches!(a, Action::UdpOpen { .. }))
+        .count();
+    assert_eq!(opens, 3);
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::TcpConnect { .. })));
+    assert_eq!(n.flow_count(), 3);
+    assert_eq!(n.stats().flow_cap_hits, 3);
+    assert_eq!(n.tcp_inbound(sa("172.18.0.2:80")), Err(NatError::Full));
+}
+
+#[test]
+fn loopback_and_in_subnet_destinations_are_never_natted() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    for dst in ["127.0.0.1:22", "172.18.0.3:80", "[::ffff:127.0.0.1]:22"] {
+        let src = if dst.starts_with('[') {
+            "[fd00::2]:1000"
+        } else {
+            "172.18.0.2:1000"
+        };
+        n.handle_frame(ms(1), &tcp_frame(sa(src), sa(dst), 1, 0, FLAG_SYN, &[]));
+        n.handle_frame(ms(1), &udp_frame(sa(src), sa(dst), b"x"));
+    }
+    // A source outside the network (spoofed or mis-steered) is dropped too.
+    n.handle_frame(ms(1), &udp_frame(sa("10.1.1.1:1"), sa("9.9.9.9:53"), b"x"));
+    n.poll(ms(1));
+    let (frames, actions) = drain(&mut n);
+    assert!(frames.is_empty() && actions.is_empty(), "{actions:?}");
+    assert_eq!(n.stats().dropped, 7);
+}
+
+#[test]
+fn published_tcp_relays_into_the_container_from_a_relay_port() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let c = sa("172.18.0.2:80");
+    n.add_neighbor(c.ip(), CMAC);
+    let flow = n.tcp_inbound(c).expect("flow");
+    n.tcp_host_data(flow, b"GET /");
+    n.poll(ms(1));
+    let (frames, _) = drain(&mut n);
+    let syn = seg(&frames[0]);
+    assert_eq!(syn.flags & (FLAG_SYN | FLAG_ACK), FLAG_SYN);
+    assert_eq!(syn.dst, c);
+    assert_eq!(syn.src.ip(), IpAddr::from([172, 18, 0, 1]));
+    assert!(crate::switch::RELAY_PORTS.contains(&syn.src.port()));
+    // The container accepts (its answers go to the gateway address + relay port).
+    n.handle_frame(
+        ms(2),
+        &tcp_frame(c, syn.src, 9000, syn.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
+    );
+    n.poll(ms(2));
+    let (frames, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpSent { flow, bytes: 5 }));
+    let data = frames
+        .iter()
+        .map(|f| seg(f))
+        .find(|s| !s.payload.is_empty())
+        .expect("data");
+    assert_eq!(data.payload, b"GET /");
+    n.handle_frame(
+        ms(3),
+        &tcp_frame(c, syn.src, 9001, syn.seq + 6, FLAG_ACK | FLAG_PSH, b"200"),
+    );
+    n.poll(ms(3));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpData {
+        flow,
+        data: b"200".to_vec()
+    }));
+}
+
+#[test]
+fn published_tcp_refused_by_the_container_closes_the_client() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let c = sa("172.18.0.2:81");
+    n.add_neighbor(c.ip(), CMAC);
+    let flow = n.tcp_inbound(c).expect("flow");
+    n.poll(ms(1));
+    let (frames, _) = drain(&mut n);
+    let syn = seg(&frames[0]);
+    n.handle_frame(
+        ms(2),
+        &tcp_frame(c, syn.src, 0, syn.seq + 1, FLAG_RST | FLAG_ACK, &[]),
+    );
+    n.poll(ms(2));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpClose { flow, reset: true }));
+}
+
+#[test]
+fn published_udp_round_trip() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let c = sa("172.18.0.2:53");
+    n.add_neighbor(c.ip(), CMAC);
+    let client = sa("198.51.100.7:4444");
+    let flow = n.udp_inbound(ms(1), 1, client, c, b"query").expect("flow");
+    let (frames, _) = drain(&mut n);
+    check_emitted(&frames[0]).expect("valid");
+    let p = frame::parse(&frames[0]).expect("ip");
+    let u = UdpPacket::new_checked(p.l4).expect("udp");
+    let relay = SocketAddr::new(p.src, u.src_port());
+    assert_eq!(p.src, IpAddr::from([172, 18, 0, 1]));
+    // The container answers the relay address: back to the client via UdpSend.
+    n.handle_frame(ms(2), &udp_frame(c, relay, b"answer"));
+    n.poll(ms(2));
+    let (_, actions) = drain(&mut n);
+    assert_eq!(
+        actions,
+        vec![Action::UdpSend {
+            flow,
+            data: b"answer".to_vec()
+        }]
+    );
+    // Same client again: same flow.
+    assert_eq!(n.udp_inbound(ms(3), 1, client, c, b"q2"), Ok(flow));
+}
+
+#[test]
+fn odd_configurations_and_addresses_do_not_panic() {
+    let mut n = Nat::new(
+        NatConfig {
+            gateway_v4: Some(Ipv4Addr::BROADCAST),
+            gateway_v6: Some("ff02::1".parse().expect("v6")),
+            mtu: 0,
+            ..config()
+        },
+        ms(0),
+        0,
+    );
+    assert_eq!(n.tcp_inbound(sa("172.18.0.2:80")), Err(NatError::NoAddress));
+    let mut n = Nat::new(config(), ms(0), 0);
+    assert_eq!(n.tcp_inbound(sa("0.0.0.0:80")), Err(NatError::Connect));
+    assert_eq!(n.tcp_inbound(sa("172.18.0.2:0")), Err(NatError::Connect));
+    assert_eq!(
+        n.udp_inbound(ms(1), 1, sa("1.2.3.4:5"), sa("224.0.0.1:53"), b"x"),
+        Err(NatError::Connect)
+    );
+    n.poll(ms(1));
+}
+
+// ---- end to end with real host sockets (loopback only) -----------------------------------
+
+mod e2e;
