@@ -5,6 +5,7 @@
 use crate::api::filters::{self, Filters};
 use crate::api::json;
 use crate::datapath::Datapath;
+use crate::gateway::{Gateway, GatewayConfig, GatewayHandle, Publication};
 use crate::model::{
     self, Driver, Endpoint, EndpointSettings, Error, Network, PoolSettings, Sandbox, State,
 };
@@ -44,6 +45,10 @@ pub struct Daemon {
     rt: tokio::runtime::Handle,
     /// Embedded DNS servers, one per sandbox on a user-defined network.
     resolvers: Mutex<HashMap<String, crate::dns::Resolver>>,
+    /// Egress NAT engines, one per masquerading network (network id → handle).
+    gateways: Mutex<HashMap<String, GatewayHandle>>,
+    /// Published-port listeners per sandbox; dropping them closes the listeners.
+    publications: Mutex<HashMap<String, Vec<Publication>>>,
     pub config: Config,
     dp: Mutex<Datapath>,
     wiring: Mutex<Wiring>,
@@ -76,6 +81,8 @@ impl Daemon {
             state: Arc::new(Mutex::new(state)),
             rt,
             resolvers: Mutex::new(HashMap::new()),
+            gateways: Mutex::new(HashMap::new()),
+            publications: Mutex::new(HashMap::new()),
             config,
             dp: Mutex::new(dp),
             wiring: Mutex::new(Wiring::default()),
@@ -125,6 +132,10 @@ impl Daemon {
             }
             if let Err(e) = self.sync_dns(&sb.id) {
                 tracing::error!("restore: sandbox {}: dns: {e}", sb.name);
+                ok = false;
+            }
+            if let Err(e) = self.publish(&sb.id, true) {
+                tracing::error!("restore: sandbox {}: published ports: {e}", sb.name);
                 ok = false;
             }
             if ok {
@@ -185,10 +196,50 @@ impl Daemon {
             let _ = dp.remove_network(&n.id);
             return Err(internal(e));
         }
+        // Masquerade: off-subnet traffic goes to the userspace NAT engine instead of the
+        // host interface. Internal networks have no way out at all.
+        if opts.enable_ip_masquerade && !n.internal {
+            let mut gc = GatewayConfig::new(&n.id, mac, n.subnets());
+            gc.gateway_v4 = match gw4 {
+                Some((IpAddr::V4(a), _)) => Some(a),
+                _ => None,
+            };
+            gc.gateway_v6 = match gw6 {
+                Some((IpAddr::V6(a), _)) => Some(a),
+                _ => None,
+            };
+            gc.mtu = opts.mtu as usize;
+            let (v4, v6) = (gc.gateway_v4, gc.gateway_v6);
+            let started = Gateway::start(&self.rt, gc)
+                .map_err(internal)
+                .and_then(|(gw, io)| {
+                    let mut pc = PortConfig::gateway(mac);
+                    if let Some(a) = v4 {
+                        pc = pc.with_ipv4(a);
+                    }
+                    if let Some(a) = v6 {
+                        pc = pc.with_ipv6(a);
+                    }
+                    dp.add_port(&n.id, pc, io, None).map_err(internal)?;
+                    Ok(gw)
+                });
+            match started {
+                Ok(gw) => {
+                    lock(&self.gateways).insert(n.id.clone(), gw);
+                }
+                Err(e) => {
+                    let _ = dp.remove_network(&n.id);
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 
     fn network_down(&self, n: &Network) {
+        if let Some(gw) = lock(&self.gateways).remove(&n.id) {
+            gw.shutdown();
+        }
         if let Err(e) = lock(&self.dp).remove_network(&n.id) {
             tracing::warn!("network {}: datapath teardown: {e}", n.name);
         }
@@ -241,12 +292,22 @@ impl Daemon {
         lock(&self.wiring)
             .endpoints
             .insert(ep.id.clone(), (n.id.clone(), port));
+        if let Some(gw) = lock(&self.gateways).get(&n.id) {
+            for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
+                gw.add_neighbor(a.addr(), mac);
+            }
+        }
         Ok(())
     }
 
     /// Unplug an endpoint; its interface disappears from the sandbox.
     fn detach(&self, ep: &Endpoint) {
         let w = lock(&self.wiring).endpoints.remove(&ep.id);
+        if let Some(gw) = lock(&self.gateways).get(&ep.network_id) {
+            for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
+                gw.remove_neighbor(a.addr());
+            }
+        }
         if let Some((net, port)) = w {
             if let Err(e) = lock(&self.dp).remove_port(&net, port) {
                 tracing::warn!("detach {}: {e}", ep.ifname);
@@ -321,6 +382,90 @@ impl Daemon {
         } else if !wants {
             rs.remove(sandbox_id);
         }
+        Ok(())
+    }
+
+    /// Bind a sandbox's published ports on the network that gives it its default route
+    /// (none on internal networks, as Docker ignores them there). With `exact`, re-bind the
+    /// recorded host ports (restart). All or nothing: on failure every listener made is closed.
+    fn publish(&self, sandbox_id: &str, exact: bool) -> Result<(), Error> {
+        use crate::ports::{Binding, Proto as P};
+        let (sb, target) = {
+            let st = self.state();
+            let Some(sb) = st.sandbox(sandbox_id).cloned() else {
+                return Ok(());
+            };
+            let target = st.default_gateway_endpoint(&sb).and_then(|i| {
+                let ep = sb.endpoints[i].clone();
+                let n = st.network(&ep.network_id)?.clone();
+                Some((ep, n))
+            });
+            (sb, target)
+        };
+        if sb.port_requests.is_empty() {
+            return Ok(());
+        }
+        let Some((ep, net)) = target.filter(|(_, n)| !n.internal) else {
+            return Ok(());
+        };
+        let Some(gw) = lock(&self.gateways).get(&net.id).cloned() else {
+            return Err(Error::InvalidParameter(format!(
+                "cannot publish ports on network {}: publishing needs com.docker.network.bridge.enable_ip_masquerade=true",
+                net.name
+            )));
+        };
+        let Some(cip) = ep.ipv4.map(|a| a.addr()) else {
+            return Ok(());
+        };
+        let default_ip = IpAddr::V4(net.bridge_options().host_binding_ipv4);
+        let mut made = Vec::new();
+        let mut bindings = Vec::new();
+        for (i, r) in sb.port_requests.iter().enumerate() {
+            let host_ip = r.host_ip.unwrap_or(default_ip);
+            let proto = match r.proto {
+                P::Tcp => crate::gateway::Proto::Tcp,
+                P::Udp => crate::gateway::Proto::Udp,
+            };
+            let candidates: Vec<u16> = match (exact, sb.bindings.get(i), r.host_ports) {
+                (true, Some(b), _) => vec![b.host_port],
+                (_, _, Some((a, b))) => (a..=b).collect(),
+                (_, _, None) => vec![0],
+            };
+            let container = SocketAddr::new(cip, r.container_port);
+            let mut last_err = None;
+            let mut bound = None;
+            for hp in candidates {
+                match gw.publish(proto, SocketAddr::new(host_ip, hp), container) {
+                    Ok(p) => {
+                        bound = Some(p);
+                        break;
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            match bound {
+                Some(p) => {
+                    bindings.push(Binding {
+                        proto: r.proto,
+                        container_port: r.container_port,
+                        host_ip,
+                        host_port: p.local_addr().port(),
+                    });
+                    made.push(p);
+                }
+                None => {
+                    drop(made);
+                    let msg = last_err.map(|e| e.to_string()).unwrap_or_default();
+                    return Err(Error::Internal(format!(
+                        "driver failed programming external connectivity on endpoint {} ({}): {msg}",
+                        sb.name, ep.id
+                    )));
+                }
+            }
+        }
+        self.state()
+            .update_sandbox(&sb.id, |s| s.bindings = bindings)?;
+        lock(&self.publications).insert(sb.id.clone(), made);
         Ok(())
     }
 
@@ -515,7 +660,9 @@ impl Daemon {
                 return Err(e);
             }
         };
-        let res = self.build_sandbox(&sb, req.netns.as_deref(), req.cmd, eps);
+        let res = self
+            .build_sandbox(&sb, req.netns.as_deref(), req.cmd, eps)
+            .and_then(|_| self.publish(&sb.id, false));
         if let Err(e) = res {
             let problems = self.teardown(&sb.id, true);
             for p in problems {
@@ -635,6 +782,7 @@ impl Daemon {
             return problems;
         };
         lock(&self.resolvers).remove(&sb.id);
+        lock(&self.publications).remove(&sb.id);
         let _ = std::fs::remove_file(resolv_conf_path(&self.config.exec_root, &sb.id));
         if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
             if !sb.adopted {

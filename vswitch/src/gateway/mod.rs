@@ -414,18 +414,26 @@ fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), GatewayError> {
     }
     // SAFETY: two fresh fds we own.
     let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // The *FORCE variants pass net.core.wmem_max (the daemon runs as root); else the
+    // plain ones, capped by the sysctl.
+    let set = |fd: &OwnedFd, opt: libc::c_int| {
+        // SAFETY: setsockopt with an int option on our socket.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &PAIR_BUFFER as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
     for fd in [&a, &b] {
-        for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-            // SAFETY: setsockopt with an int option on our socket.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    &PAIR_BUFFER as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
+        if !set(fd, libc::SO_SNDBUFFORCE) {
+            set(fd, libc::SO_SNDBUF);
+        }
+        if !set(fd, libc::SO_RCVBUFFORCE) {
+            set(fd, libc::SO_RCVBUF);
         }
     }
     Ok((a, b))

@@ -1,0 +1,262 @@
+//! Userspace NAT: masquerade, published ports, internal networks. The daemon runs in a test
+//! "host" namespace with a veth to an "outside" namespace (10.99.0.0/24) that runs a TCP
+//! server, a UDP echo server and answers ping. The host never forwards (ip_forward 0) and has
+//! no firewall rules.
+
+use std::time::Duration;
+use vswitch_tests::*;
+
+const HOST_IP: &str = "10.99.0.1";
+const OUT_IP: &str = "10.99.0.2";
+
+/// HTTP server logging each client address to a file; UDP echo on 7.
+const OUTSIDE_SERVERS: &str = r#"
+import http.server, socket, sys, threading
+log = open(sys.argv[1], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        log.write(self.client_address[0] + "\n")
+        body = b"outside says hi\n"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 7))
+    while True:
+        d, a = s.recvfrom(2048); s.sendto(d, a)
+threading.Thread(target=udp, daemon=True).start()
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"#;
+
+struct World {
+    d: Daemon,
+    outside: Netns,
+    log: std::path::PathBuf,
+    _servers: Bg,
+}
+
+fn world(tag: &str) -> World {
+    let host = Netns::new(&format!("{tag}h"));
+    let outside = Netns::new(&format!("{tag}o"));
+    host.exec_ok(&[
+        "ip",
+        "link",
+        "add",
+        "up0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "out0",
+        "netns",
+        &outside.name,
+    ]);
+    host.exec_ok(&["ip", "addr", "add", &format!("{HOST_IP}/24"), "dev", "up0"]);
+    host.exec_ok(&["ip", "link", "set", "up0", "up"]);
+    outside.exec_ok(&["ip", "addr", "add", &format!("{OUT_IP}/24"), "dev", "out0"]);
+    outside.exec_ok(&["ip", "link", "set", "out0", "up"]);
+    let d = Daemon::start_in(host, &[]);
+    let log = d.dir.0.join("outside-clients.log");
+    std::fs::write(&log, "").unwrap();
+    let servers =
+        Bg::spawn(outside.cmd(&["python3", "-c", OUTSIDE_SERVERS, log.to_str().unwrap()]));
+    assert!(wait_until(Duration::from_secs(10), || {
+        !stdout(&outside.exec(&["ss", "-ltnH", "sport = :8000"])).is_empty()
+    }));
+    World {
+        d,
+        outside,
+        log,
+        _servers: servers,
+    }
+}
+
+fn curl_in(d: &Daemon, from: &str, url: &str) -> Option<String> {
+    let o = d.in_sandbox(from, &["curl", "-s", "--max-time", "5", url]);
+    o.status.success().then(|| stdout(&o))
+}
+
+const UDP_ECHO_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(b"ping-udp", (sys.argv[1], 7))
+print(s.recvfrom(2048)[0].decode())
+"#;
+
+#[test]
+fn egress_is_masqueraded_behind_the_host() {
+    let w = world("nme");
+    let d = &w.d;
+    ok(d.vswitch(&["network", "create", "--subnet", "10.90.0.0/24", "n"]));
+    d.run_sandbox("c", &["--net", "n"]);
+    assert_eq!(
+        curl_in(d, "c", &format!("http://{OUT_IP}:8000/")).as_deref(),
+        Some("outside says hi\n")
+    );
+    // The outside saw the host's address, not the container's.
+    let seen = std::fs::read_to_string(&w.log).unwrap();
+    assert_eq!(seen.lines().collect::<Vec<_>>(), [HOST_IP], "{seen}");
+    let echo = ok(d.in_sandbox("c", &["python3", "-c", UDP_ECHO_CLIENT, OUT_IP]));
+    assert_eq!(echo.trim(), "ping-udp");
+    assert!(d.pings("c", OUT_IP));
+    // No forwarding and no firewall in the host namespace.
+    assert_eq!(
+        ok(d.ns.exec(&["cat", "/proc/sys/net/ipv4/ip_forward"])).trim(),
+        "0"
+    );
+    let t = ok(d.ns.exec(&[
+        "sh",
+        "-c",
+        "cat /proc/net/ip_tables_names 2>/dev/null; true",
+    ]));
+    assert!(t.trim().is_empty(), "{t}");
+}
+
+#[test]
+fn published_ports_reach_the_container() {
+    let w = world("npp");
+    let d = &w.d;
+    ok(d.vswitch(&["network", "create", "--subnet", "10.91.0.0/24", "n"]));
+    ok(d.vswitch(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.92.0.0/24",
+        "-o",
+        &format!("com.docker.network.bridge.host_binding_ipv4={HOST_IP}"),
+        "bound",
+    ]));
+    let dir = d.dir.0.join("www");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "published\n").unwrap();
+    let serve = |name: &str, args: &[&str]| {
+        let mut argv = vec!["run", "-d", "--name", name];
+        argv.extend_from_slice(args);
+        let www = dir.to_str().unwrap();
+        argv.extend_from_slice(&[
+            "--",
+            "python3",
+            "-m",
+            "http.server",
+            "80",
+            "--directory",
+            www,
+        ]);
+        ok(d.vswitch(&argv));
+        assert!(wait_until(Duration::from_secs(10), || {
+            !stdout(&d.in_sandbox(name, &["ss", "-ltnH", "sport = :80"])).is_empty()
+        }));
+    };
+    serve("web", &["--net", "n", "-p", "8080:80"]);
+    serve("auto", &["--net", "n", "--expose", "80", "-P"]);
+    serve("local", &["--net", "bound", "-p", "8081:80"]);
+    let get = |url: &str| {
+        let o = w.outside.exec(&["curl", "-s", "--max-time", "5", url]);
+        o.status.success().then(|| stdout(&o))
+    };
+    assert_eq!(
+        get(&format!("http://{HOST_IP}:8080/")).as_deref(),
+        Some("published\n")
+    );
+    let port = ok(d.vswitch(&["port", "auto"]));
+    assert!(port.starts_with("80/tcp -> 0.0.0.0:"), "{port}");
+    let hp: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(hp >= 32768, "{port}");
+    assert_eq!(
+        get(&format!("http://{HOST_IP}:{hp}/")).as_deref(),
+        Some("published\n")
+    );
+    // host_binding_ipv4: the listener binds only there.
+    assert_eq!(
+        ok(d.vswitch(&["port", "local"])).trim(),
+        format!("80/tcp -> {HOST_IP}:8081")
+    );
+    let ss = ok(d.ns.exec(&["ss", "-ltnH", "sport = :8081"]));
+    assert!(ss.contains(&format!("{HOST_IP}:8081")), "{ss}");
+    // The docker API shows the bindings.
+    let j = d.request("GET", "/containers/web/json", None).json();
+    assert_eq!(
+        j["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        "8080"
+    );
+    // Hairpin: a container reaches its own published port through the host's address.
+    assert_eq!(
+        curl_in(d, "web", &format!("http://{HOST_IP}:8080/")).as_deref(),
+        Some("published\n")
+    );
+    // A port already taken: clear error, and no sandbox left half-made.
+    let e = fails(d.vswitch(&[
+        "run", "-d", "--name", "clash", "--net", "n", "-p", "8080:80", "--", "sleep", "60",
+    ]));
+    assert!(e.contains("port is already allocated"), "{e}");
+    assert_eq!(d.request("GET", "/containers/clash/json", None).status, 404);
+    // 1,000 concurrent connections through the published port all complete.
+    let script = format!(
+        r#"
+import concurrent.futures, urllib.request
+def get(_):
+    return urllib.request.urlopen("http://{HOST_IP}:8080/", timeout=30).read()
+with concurrent.futures.ThreadPoolExecutor(max_workers=200) as ex:
+    res = list(ex.map(get, range(1000)))
+print(sum(1 for r in res if r == b"published\n"))
+"#
+    );
+    let n = ok(w.outside.exec(&["python3", "-c", &script]));
+    assert_eq!(n.trim(), "1000");
+}
+
+#[test]
+fn internal_network_is_sealed() {
+    let w = world("nin");
+    let d = &w.d;
+    ok(d.vswitch(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.93.0.0/24",
+        "sealed",
+    ]));
+    d.run_sandbox("a", &["--net", "sealed", "--expose", "80", "-P"]);
+    d.run_sandbox("b", &["--net", "sealed"]);
+    assert_eq!(d.default_route("a"), None);
+    assert!(curl_in(d, "a", &format!("http://{OUT_IP}:8000/")).is_none());
+    assert!(!d.pings("a", OUT_IP));
+    assert_eq!(ok(d.vswitch(&["port", "a"])), "");
+    assert!(d.pings("a", "10.93.0.3"));
+    // The host still reaches them through the gateway address.
+    assert!(d
+        .ns
+        .exec(&["ping", "-c", "1", "-W", "2", "10.93.0.2"])
+        .status
+        .success());
+}
+
+#[test]
+fn masquerade_off_hands_traffic_to_the_host() {
+    let w = world("nmo");
+    let d = &w.d;
+    ok(d.vswitch(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.94.0.0/24",
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=false",
+        "plain",
+    ]));
+    d.run_sandbox("c", &["--net", "plain"]);
+    w.outside
+        .exec_ok(&["ip", "route", "add", "10.94.0.0/24", "via", HOST_IP]);
+    // The host does not forward: nothing gets out.
+    assert!(curl_in(d, "c", &format!("http://{OUT_IP}:8000/")).is_none());
+    // The host forwards (its own choice, in this test's namespace): the outside sees the
+    // container's own address.
+    d.ns.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    assert_eq!(
+        curl_in(d, "c", &format!("http://{OUT_IP}:8000/")).as_deref(),
+        Some("outside says hi\n")
+    );
+    let seen = std::fs::read_to_string(&w.log).unwrap();
+    assert_eq!(seen.lines().collect::<Vec<_>>(), ["10.94.0.2"], "{seen}");
+}
