@@ -55,7 +55,7 @@ def popen_in(path_or_name, *args):
 
 
 def ensure_tools():
-    need = [t for t in ("iperf3", "sockperf") if shutil.which(t) is None]
+    need = [t for t in ("iperf3", "sockperf", "iptables") if shutil.which(t) is None]
     if need:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
@@ -140,9 +140,61 @@ def kernel_world():
     return c1, c2, "10.201.0.3"
 
 
+def link(a, b, a_if, b_if, a_ip, b_ip):
+    sh("ip", "-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b)
+    sh("ip", "-n", a, "addr", "add", a_ip, "dev", a_if)
+    sh("ip", "-n", b, "addr", "add", b_ip, "dev", b_if)
+    sh("ip", "-n", a, "link", "set", a_if, "up")
+    sh("ip", "-n", b, "link", "set", b_if, "up")
+
+
+def kernel_nat_world():
+    """Docker's kernel path: a bridge, iptables MASQUERADE and DNAT, ip_forward on — all in
+    namespaces of this benchmark. Returns (container, outside, host uplink IP)."""
+    host, c, out = netns("knh"), netns("knc"), netns("kno")
+    sh("ip", "-n", host, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", host, "addr", "add", "10.203.0.1/24", "dev", "br0")
+    sh("ip", "-n", host, "link", "set", "br0", "up")
+    sh("ip", "-n", host, "link", "add", "v1", "type", "veth", "peer", "name", "eth0", "netns", c)
+    sh("ip", "-n", host, "link", "set", "v1", "master", "br0", "up")
+    sh("ip", "-n", c, "addr", "add", "10.203.0.2/24", "dev", "eth0")
+    sh("ip", "-n", c, "link", "set", "eth0", "up")
+    sh("ip", "-n", c, "route", "add", "default", "via", "10.203.0.1")
+    link(host, out, "up0", "out0", "10.204.0.1/24", "10.204.0.2/24")
+    nsexec(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    nsexec(host, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.203.0.0/24",
+           "!", "-o", "br0", "-j", "MASQUERADE")
+    nsexec(host, "iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "15201",
+           "-j", "DNAT", "--to-destination", "10.203.0.2:5201")
+    return c, out, "10.204.0.1"
+
+
+def measure_nat(c, out, host_ip, seconds, runs):
+    """Container → outside, and outside → published port (host:15201 → container:5201)."""
+    res = {}
+    res["nat_out"] = median([iperf_tcp(c, out, "10.204.0.2", 1, seconds) for _ in range(runs)])
+    vals = []
+    for _ in range(runs):
+        srv = popen_in(c, "iperf3", "-s", "-1", "-p", "5201")
+        try:
+            wait_port(c, 5201)
+            j = json.loads(nsexec(out, "iperf3", "-c", host_ip, "-p", "15201", "-t", str(seconds),
+                                  "-J", timeout=seconds + 30))
+            vals.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
+        finally:
+            srv.kill()
+            srv.wait()
+    res["nat_in"] = median(vals)
+    return res
+
+
 class Vswitch:
-    def __init__(self, release):
+    def __init__(self, release, nat=False):
         self.ns = netns("vsd")
+        self.out = None
+        if nat:
+            self.out = netns("vso")
+            link(self.ns, self.out, "up0", "out0", "10.205.0.1/24", "10.205.0.2/24")
         self.dir = tempfile.mkdtemp(prefix=f"vsb-{PID}-")
         prof = "release" if release else "debug"
         if release:
@@ -162,7 +214,8 @@ class Vswitch:
         time.sleep(0.2)
         self.cli("network", "create", "--subnet", "10.202.0.0/24", "benchnet")
         for n in ("c1", "c2"):
-            self.cli("run", "-d", "--name", n, "--net", "benchnet", "--", "sleep", "infinity")
+            self.cli("run", "-d", "--name", n, "--net", "benchnet", "-p", "15201:5201" if n == "c1" else "15202:5202",
+                     "--", "sleep", "infinity")
 
     def cli(self, *args):
         return sh(os.path.join(self.bin, "vswitch"), "-H", f"unix://{self.sock}", *args)
@@ -230,9 +283,12 @@ def main():
     try:
         k1, k2, kip = kernel_world()
         kern = measure(k1, k2, kip, a.seconds, a.runs)
-        vs = Vswitch(a.release)
+        kc, ko, kip = kernel_nat_world()
+        kern.update(measure_nat(kc, ko, kip, a.seconds, a.runs))
+        vs = Vswitch(a.release, nat=True)
         user = measure(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
                        pid=vs.daemon_pid())
+        user.update(measure_nat(vs.key("c1"), vs.out, "10.205.0.1", a.seconds, a.runs))
     finally:
         if vs:
             vs.close()
@@ -245,8 +301,10 @@ def main():
         ("UDP 64 B (kpps received)", "udp_kpps", True),
         ("RTT p50 (us)", "rtt_p50", False),
         ("RTT p99 (us)", "rtt_p99", False),
+        ("NAT: TCP container -> outside (Gbit/s)", "nat_out", True),
+        ("NAT: TCP outside -> published port (Gbit/s)", "nat_in", True),
     ]
-    print(f"| metric | vswitchd | Linux bridge + veth | ratio (vswitchd / kernel) |")
+    print("| metric | vswitchd | kernel (bridge + veth; NAT rows: + iptables) | ratio (vswitchd / kernel) |")
     print("|---|---|---|---|")
     for label, key, _ in rows:
         u, k = user.get(key), kern.get(key)

@@ -105,6 +105,37 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// A veth between this namespace (`my_if`, `my_cidr`) and `other` (`their_if`,
+    /// `their_cidr`), both ends up. Made inside the namespaces: nothing in the root one.
+    pub fn link_to(
+        &self,
+        other: &Netns,
+        my_if: &str,
+        my_cidr: &str,
+        their_if: &str,
+        their_cidr: &str,
+    ) {
+        self.exec_ok(&[
+            "ip",
+            "link",
+            "add",
+            my_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            their_if,
+            "netns",
+            &other.name,
+        ]);
+        self.exec_ok(&["ip", "addr", "add", my_cidr, "dev", my_if]);
+        self.exec_ok(&["ip", "link", "set", my_if, "up"]);
+        other.exec_ok(&["ip", "addr", "add", their_cidr, "dev", their_if]);
+        other.exec_ok(&["ip", "link", "set", their_if, "up"]);
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
@@ -460,7 +491,54 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Sandboxes outlive their daemon by design: remove them through the API first, then
+        // kill anything still running in a namespace under this daemon's exec root.
+        if self.child.is_some() {
+            if let Ok(r) = self.try_request("GET", "/containers/json", None) {
+                let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|c| c["Id"].as_str().map(str::to_string))
+                    .collect();
+                for id in ids {
+                    let _ = self.try_request("DELETE", &format!("/containers/{id}?force=1"), None);
+                }
+            }
+        }
         self.kill(libc::SIGTERM);
+        kill_processes_in(&self.exec_root().join("netns"));
+    }
+}
+
+/// SIGKILL every process whose network namespace is one of the files in `dir`.
+pub fn kill_processes_in(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let inodes: Vec<(u64, u64)> = rd
+        .flatten()
+        .filter_map(|e| std::fs::metadata(e.path()).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if inodes.is_empty() {
+        return;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            if inodes.contains(&(m.dev(), m.ino())) {
+                // SAFETY: kill(2).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 }
 

@@ -38,23 +38,7 @@ fn names_aliases_and_forwarding() {
     // Host namespace with a veth to an "outside" namespace running the upstream DNS server.
     let host = Netns::new("dnh");
     let outside = Netns::new("dno");
-    host.exec_ok(&[
-        "ip",
-        "link",
-        "add",
-        "up0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "out0",
-        "netns",
-        &outside.name,
-    ]);
-    host.exec_ok(&["ip", "addr", "add", "10.98.0.1/24", "dev", "up0"]);
-    host.exec_ok(&["ip", "link", "set", "up0", "up"]);
-    outside.exec_ok(&["ip", "addr", "add", "10.98.0.2/24", "dev", "out0"]);
-    outside.exec_ok(&["ip", "link", "set", "out0", "up"]);
+    host.link_to(&outside, "up0", "10.98.0.1/24", "out0", "10.98.0.2/24");
     let _upstream = Bg::spawn(outside.cmd(&["python3", "-c", UPSTREAM, "10.98.0.2"]));
     assert!(wait_until(Duration::from_secs(10), || {
         !stdout(&outside.exec(&["ss", "-lunH", "sport = :53"])).is_empty()

@@ -38,23 +38,13 @@ struct World {
 fn world(tag: &str) -> World {
     let host = Netns::new(&format!("{tag}h"));
     let outside = Netns::new(&format!("{tag}o"));
-    host.exec_ok(&[
-        "ip",
-        "link",
-        "add",
+    host.link_to(
+        &outside,
         "up0",
-        "type",
-        "veth",
-        "peer",
-        "name",
+        &format!("{HOST_IP}/24"),
         "out0",
-        "netns",
-        &outside.name,
-    ]);
-    host.exec_ok(&["ip", "addr", "add", &format!("{HOST_IP}/24"), "dev", "up0"]);
-    host.exec_ok(&["ip", "link", "set", "up0", "up"]);
-    outside.exec_ok(&["ip", "addr", "add", &format!("{OUT_IP}/24"), "dev", "out0"]);
-    outside.exec_ok(&["ip", "link", "set", "out0", "up"]);
+        &format!("{OUT_IP}/24"),
+    );
     let d = Daemon::start_in(host, &[]);
     let log = d.dir.0.join("outside-clients.log");
     std::fs::write(&log, "").unwrap();
