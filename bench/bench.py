@@ -59,7 +59,8 @@ def ensure_tools():
     if need:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *need], env=env, check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *need], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 def wait_port(ns, port, udp=False, timeout=10.0):
@@ -72,14 +73,24 @@ def wait_port(ns, port, udp=False, timeout=10.0):
     raise RuntimeError(f"nothing listens on {port} in {ns}")
 
 
+def gbits(iperf_json):
+    """Received Gbit/s from iperf3 -J output; None (reported) when the run failed."""
+    try:
+        j = json.loads(iperf_json)
+        return j["end"]["sum_received"]["bits_per_second"] / 1e9
+    except (ValueError, KeyError) as e:
+        err = j.get("error") if isinstance(locals().get("j"), dict) else iperf_json[-200:]
+        print(f"iperf3 run failed: {err or e}", file=sys.stderr)
+        return None
+
+
 def iperf_tcp(client, server, server_ip, streams, seconds):
     srv = popen_in(server, "iperf3", "-s", "-1", "-p", "5201")
     try:
         wait_port(server, 5201)
         out = nsexec(client, "iperf3", "-c", server_ip, "-p", "5201", "-t", str(seconds),
-                     "-P", str(streams), "-J", timeout=seconds + 30)
-        j = json.loads(out)
-        return j["end"]["sum_received"]["bits_per_second"] / 1e9
+                     "-P", str(streams), "-J", timeout=seconds + 30, check=False)
+        return gbits(out)
     finally:
         srv.kill()
         srv.wait()
@@ -169,18 +180,17 @@ def kernel_nat_world():
     return c, out, "10.204.0.1"
 
 
-def measure_nat(c, out, host_ip, seconds, runs):
+def measure_nat(c, out, out_ip, host_ip, seconds, runs):
     """Container → outside, and outside → published port (host:15201 → container:5201)."""
     res = {}
-    res["nat_out"] = median([iperf_tcp(c, out, "10.204.0.2", 1, seconds) for _ in range(runs)])
+    res["nat_out"] = median([iperf_tcp(c, out, out_ip, 1, seconds) for _ in range(runs)])
     vals = []
     for _ in range(runs):
         srv = popen_in(c, "iperf3", "-s", "-1", "-p", "5201")
         try:
             wait_port(c, 5201)
-            j = json.loads(nsexec(out, "iperf3", "-c", host_ip, "-p", "15201", "-t", str(seconds),
-                                  "-J", timeout=seconds + 30))
-            vals.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
+            vals.append(gbits(nsexec(out, "iperf3", "-c", host_ip, "-p", "15201", "-t",
+                                     str(seconds), "-J", timeout=seconds + 30, check=False)))
         finally:
             srv.kill()
             srv.wait()
@@ -284,11 +294,12 @@ def main():
         k1, k2, kip = kernel_world()
         kern = measure(k1, k2, kip, a.seconds, a.runs)
         kc, ko, kip = kernel_nat_world()
-        kern.update(measure_nat(kc, ko, kip, a.seconds, a.runs))
+        kern.update(measure_nat(kc, ko, "10.204.0.2", kip, a.seconds, a.runs))
         vs = Vswitch(a.release, nat=True)
         user = measure(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
                        pid=vs.daemon_pid())
-        user.update(measure_nat(vs.key("c1"), vs.out, "10.205.0.1", a.seconds, a.runs))
+        user.update(measure_nat(vs.key("c1"), vs.out, "10.205.0.2", "10.205.0.1", a.seconds,
+                                a.runs))
     finally:
         if vs:
             vs.close()

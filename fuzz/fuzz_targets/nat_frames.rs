@@ -214,6 +214,7 @@ fuzz_target!(|ops: Vec<Op>| {
         mtu: 1500,
         max_flows: MAX_FLOWS,
         allow_loopback: false,
+        isolation: Default::default(),
     };
     let mut nat = Nat::new(cfg, Duration::ZERO, 1);
     let mut now = Duration::from_millis(1);

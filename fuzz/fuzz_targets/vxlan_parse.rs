@@ -6,8 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use encap::{
-    decapsulate, encapsulate, flow_source_port, Filter, VxlanHeader, VxlanRepr, HEADER_LEN,
-    VNI_MAX,
+    decapsulate, encapsulate, flow_source_port, Filter, VxlanHeader, VxlanRepr, HEADER_LEN, VNI_MAX,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -30,12 +29,21 @@ fuzz_target!(|data: &[u8]| {
             );
             (src, range)
         }
-        None => (IpAddr::V6(Ipv6Addr::LOCALHOST), encap::DEFAULT_SOURCE_PORT_RANGE),
+        None => (
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            encap::DEFAULT_SOURCE_PORT_RANGE,
+        ),
     };
 
     for datagram in [data, data.get(CONTROL_LEN..).unwrap_or(&[])] {
         if let Ok(h) = VxlanHeader::new_checked(datagram) {
-            let _ = (h.flags(), h.vni_valid(), h.reserved0(), h.vni(), h.reserved1());
+            let _ = (
+                h.flags(),
+                h.vni_valid(),
+                h.reserved0(),
+                h.vni(),
+                h.reserved1(),
+            );
             let _ = (h.payload().len(), VxlanRepr::parse(&h));
         }
 

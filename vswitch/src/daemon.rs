@@ -47,6 +47,8 @@ pub struct Daemon {
     resolvers: Mutex<HashMap<String, crate::dns::Resolver>>,
     /// Egress NAT engines, one per masquerading network (network id → handle).
     gateways: Mutex<HashMap<String, GatewayHandle>>,
+    /// Every local network's subnets, refused by all NAT engines (inter-network isolation).
+    isolation: crate::gateway::nat::Isolation,
     /// Published-port listeners per sandbox; dropping them closes the listeners.
     publications: Mutex<HashMap<String, Vec<Publication>>>,
     pub config: Config,
@@ -82,6 +84,7 @@ impl Daemon {
             rt,
             resolvers: Mutex::new(HashMap::new()),
             gateways: Mutex::new(HashMap::new()),
+            isolation: Default::default(),
             publications: Mutex::new(HashMap::new()),
             config,
             dp: Mutex::new(dp),
@@ -93,7 +96,24 @@ impl Daemon {
         Ok(d)
     }
 
+    /// Recompute the isolation list from the networks that exist now.
+    fn refresh_isolation(&self) {
+        let nets: Vec<(IpNet, Vec<IpAddr>)> = self
+            .state()
+            .networks()
+            .filter(|n| !n.config_only && matches!(n.driver, Driver::Bridge | Driver::Overlay))
+            .flat_map(|n| {
+                n.configs()
+                    .iter()
+                    .map(|c| (c.subnet, c.gateway.into_iter().collect()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.isolation.set(nets);
+    }
+
     fn restore(&self) {
+        self.refresh_isolation();
         let (nets, sbs): (Vec<Network>, Vec<Sandbox>) = {
             let st = self.state();
             (
@@ -209,6 +229,7 @@ impl Daemon {
                 _ => None,
             };
             gc.mtu = opts.mtu as usize;
+            gc.isolation = self.isolation.clone();
             let (v4, v6) = (gc.gateway_v4, gc.gateway_v6);
             let started = Gateway::start(&self.rt, gc)
                 .map_err(internal)
@@ -537,6 +558,7 @@ impl Daemon {
             }
             return Err(e);
         }
+        self.refresh_isolation();
         for w in &warnings {
             tracing::warn!("network {}: {w}", n.name);
         }
@@ -548,6 +570,7 @@ impl Daemon {
         let _op = lock(&self.ops);
         let n = self.state().remove_network(term)?;
         self.network_down(&n);
+        self.refresh_isolation();
         tracing::info!("removed network {} ({})", n.name, n.id);
         Ok(())
     }
@@ -571,6 +594,7 @@ impl Daemon {
             match removed {
                 Ok(n) => {
                     self.network_down(&n);
+                    self.refresh_isolation();
                     deleted.push(n.name);
                 }
                 Err(e) => tracing::warn!("prune: {}: {e}", n.name),

@@ -10,6 +10,7 @@ pub mod host;
 pub mod model;
 pub mod names;
 pub mod netns;
+pub mod overlay;
 pub mod port;
 pub mod ports;
 pub mod sandbox;

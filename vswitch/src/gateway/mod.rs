@@ -91,6 +91,8 @@ pub struct GatewayConfig {
     pub max_flows: usize,
     /// Tests only: containers may reach the host's loopback ([`NatConfig::allow_loopback`]).
     pub allow_loopback: bool,
+    /// Other local networks, never reachable through the NAT (shared, kept current).
+    pub isolation: nat::Isolation,
 }
 
 impl GatewayConfig {
@@ -105,6 +107,7 @@ impl GatewayConfig {
             mtu: 1500,
             max_flows: nat::MAX_FLOWS,
             allow_loopback: false,
+            isolation: nat::Isolation::default(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl Gateway {
                 mtu: cfg.mtu,
                 max_flows: cfg.max_flows,
                 allow_loopback: cfg.allow_loopback,
+                isolation: cfg.isolation.clone(),
             },
             Duration::ZERO,
             seed,

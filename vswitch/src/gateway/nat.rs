@@ -55,6 +55,38 @@ pub const MAX_NEIGHBORS: usize = 8192;
 /// Identifies one flow in [`Action`]s and host events.
 pub type FlowId = u64;
 
+/// Inter-network isolation for NAT: every local network's subnets with their gateway
+/// addresses, shared by all engines and kept current by the daemon. A container may not reach
+/// another network's containers through the NAT (Docker's DOCKER-ISOLATION rules act on
+/// forwarding between bridges); the gateway addresses are the host's own and stay reachable.
+#[derive(Debug, Clone, Default)]
+pub struct Isolation(pub std::sync::Arc<std::sync::RwLock<Vec<LocalNetwork>>>);
+
+/// A local network's subnet and its gateway addresses.
+pub type LocalNetwork = (IpNet, Vec<IpAddr>);
+
+impl Isolation {
+    /// Replace the list of networks.
+    pub fn set(&self, networks: Vec<LocalNetwork>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = networks;
+    }
+
+    /// Whether `a` belongs to a local network's containers (not to its gateway).
+    pub fn forbids(&self, a: IpAddr) -> bool {
+        let nets = self.0.read().unwrap_or_else(|p| p.into_inner());
+        nets.iter()
+            .any(|(n, gws)| n.contains(&a) && !gws.contains(&a))
+    }
+}
+
+impl PartialEq for Isolation {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Isolation {}
+
 /// What the engine needs to know about its network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatConfig {
@@ -73,6 +105,8 @@ pub struct NatConfig {
     /// Lets containers reach the host's loopback addresses. Only for tests: in production a
     /// container must never reach services bound to 127.0.0.1 (Docker drops such packets).
     pub allow_loopback: bool,
+    /// Other local networks, never reachable through the NAT.
+    pub isolation: Isolation,
 }
 
 /// Something the I/O side must do with host sockets.
@@ -432,6 +466,7 @@ impl Nat {
         let relay = self.is_gateway_addr(p.dst);
         if !self.in_subnets(p.src)
             || (self.in_subnets(p.dst) && !relay)
+            || (!relay && self.cfg.isolation.forbids(p.dst))
             || !(routable(p.dst) || self.cfg.allow_loopback && p.dst.is_loopback())
         {
             self.stats.dropped += 1;

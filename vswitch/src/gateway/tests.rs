@@ -29,6 +29,7 @@ fn config() -> NatConfig {
         mtu: 1500,
         max_flows: nat::MAX_FLOWS,
         allow_loopback: false,
+        isolation: Default::default(),
     }
 }
 
