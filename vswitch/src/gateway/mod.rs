@@ -50,7 +50,6 @@ pub const HOST_READ_WINDOW: usize = 128 * 1024;
 /// One read from a host TCP socket.
 const READ_CHUNK: usize = 16 * 1024;
 /// Socket buffer of the socketpair ends (frames queued between datapath and engine).
-const PAIR_BUFFER: libc::c_int = 4 << 20;
 /// Backlog of published TCP listeners.
 const LISTEN_BACKLOG: libc::c_int = 4096;
 
@@ -400,47 +399,10 @@ impl GatewayHandle {
 }
 
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), GatewayError> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(GatewayError::Sys {
-            op: "socketpair",
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: two fresh fds we own.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // The *FORCE variants pass net.core.wmem_max (the daemon runs as root); else the
-    // plain ones, capped by the sysctl.
-    let set = |fd: &OwnedFd, opt: libc::c_int| {
-        // SAFETY: setsockopt with an int option on our socket.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &PAIR_BUFFER as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    };
-    for fd in [&a, &b] {
-        if !set(fd, libc::SO_SNDBUFFORCE) {
-            set(fd, libc::SO_SNDBUF);
-        }
-        if !set(fd, libc::SO_RCVBUFFORCE) {
-            set(fd, libc::SO_RCVBUF);
-        }
-    }
-    Ok((a, b))
+    crate::port::seqpacket_pair().map_err(|source| GatewayError::Sys {
+        op: "socketpair",
+        source,
+    })
 }
 
 enum WriterMsg {

@@ -27,7 +27,7 @@ pub mod tunnel;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -39,8 +39,6 @@ use crate::wire::MacAddr;
 
 /// Default overlay MTU: a 1500-byte underlay minus the VXLAN overhead (50).
 pub const DEFAULT_MTU: u32 = 1500 - OVERHEAD as u32;
-/// Socket buffer of the socketpair ends (frames queued between datapath and tunnel).
-const PAIR_BUFFER: libc::c_int = 4 << 20;
 
 /// Errors of [`Tunnel::start`].
 #[derive(Debug, thiserror::Error)]
@@ -337,42 +335,7 @@ impl Drop for TunnelHandle {
 }
 
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), OverlayError> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(sys("socketpair")(io::Error::last_os_error()));
-    }
-    // SAFETY: two fresh fds we own.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let set = |fd: &OwnedFd, opt: libc::c_int| {
-        // SAFETY: setsockopt with an int option on our socket.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &PAIR_BUFFER as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    };
-    for fd in [&a, &b] {
-        if !set(fd, libc::SO_SNDBUFFORCE) {
-            set(fd, libc::SO_SNDBUF);
-        }
-        if !set(fd, libc::SO_RCVBUFFORCE) {
-            set(fd, libc::SO_RCVBUF);
-        }
-    }
-    Ok((a, b))
+    crate::port::seqpacket_pair().map_err(sys("socketpair"))
 }
 
 #[cfg(test)]
