@@ -10,6 +10,7 @@ command -v python3 >/dev/null || pkgs+=(python3)
 command -v curl >/dev/null || pkgs+=(curl)
 command -v ping >/dev/null || pkgs+=(iputils-ping)
 command -v nsenter >/dev/null || pkgs+=(util-linux)
+command -v sysctl >/dev/null || pkgs+=(procps)
 command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
 if ((${#pkgs[@]})); then
   apt-get update -qq
