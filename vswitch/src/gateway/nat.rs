@@ -186,6 +186,26 @@ struct TcpFlow {
     closed_polls: u8,
 }
 
+impl TcpFlow {
+    /// A new flow: outbound ones wait for the host connect, inbound (published-port relays)
+    /// start connected on the host side.
+    fn new(handle: SocketHandle, key: (SocketAddr, SocketAddr), inbound: bool) -> TcpFlow {
+        TcpFlow {
+            handle,
+            key,
+            inbound,
+            connected: inbound,
+            pending: VecDeque::new(),
+            credit: HOST_WINDOW,
+            host_eof: false,
+            close_called: false,
+            shutdown_sent: false,
+            aborted: false,
+            closed_polls: 0,
+        }
+    }
+}
+
 struct UdpFlow {
     key: (SocketAddr, SocketAddr),
     inbound: Option<(u64, SocketAddr)>,
@@ -515,22 +535,7 @@ impl Nat {
             }
             let handle = self.sockets.add(s);
             let flow = self.new_flow_id();
-            self.tcp.insert(
-                flow,
-                TcpFlow {
-                    handle,
-                    key,
-                    inbound: false,
-                    connected: false,
-                    pending: VecDeque::new(),
-                    credit: HOST_WINDOW,
-                    host_eof: false,
-                    close_called: false,
-                    shutdown_sent: false,
-                    aborted: false,
-                    closed_polls: 0,
-                },
-            );
+            self.tcp.insert(flow, TcpFlow::new(handle, key, false));
             self.tcp_keys.insert(key, flow);
             self.dev.rx.push_back(p.packet.to_vec());
             self.iface
@@ -731,22 +736,7 @@ impl Nat {
         let handle = self.sockets.add(s);
         let flow = self.new_flow_id();
         let key = (container, SocketAddr::new(gw, port));
-        self.tcp.insert(
-            flow,
-            TcpFlow {
-                handle,
-                key,
-                inbound: true,
-                connected: true,
-                pending: VecDeque::new(),
-                credit: HOST_WINDOW,
-                host_eof: false,
-                close_called: false,
-                shutdown_sent: false,
-                aborted: false,
-                closed_polls: 0,
-            },
-        );
+        self.tcp.insert(flow, TcpFlow::new(handle, key, true));
         self.tcp_keys.insert(key, flow);
         Ok(flow)
     }
