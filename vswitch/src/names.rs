@@ -50,6 +50,16 @@ pub fn lookup(state: &State, asker_id: &str, name: &str) -> Option<Vec<IpAddr>> 
                 out.extend(other.ipv6.map(|a| a.addr()));
             }
         }
+        // Overlay endpoints on other hosts (from the cluster store).
+        for r in state.remotes_of(&ep.network_id) {
+            let matches = names_equal(&r.name, name)
+                || r.aliases.iter().any(|a| names_equal(a, name))
+                || linked.iter().any(|t| names_equal(t, &r.name));
+            if matches {
+                out.extend(r.ipv4);
+                out.extend(r.ipv6);
+            }
+        }
     }
     (!out.is_empty()).then_some(out)
 }

@@ -47,6 +47,29 @@ pub fn endpoint_order(a: &GatewayCandidate, b: &GatewayCandidate) -> Ordering {
         .then(a.network_name.cmp(b.network_name))
 }
 
+/// One endpoint as the docker_gwbridge decision sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GwbridgeCandidate {
+    /// On an overlay network (which gives no default route of its own).
+    pub overlay: bool,
+    pub internal: bool,
+    /// This is the sandbox's docker_gwbridge endpoint.
+    pub gwbridge: bool,
+    /// The network has a gateway this endpoint can use (bridge with an address).
+    pub has_gateway: bool,
+}
+
+/// libnetwork's `needDefaultGW`: a sandbox gets a docker_gwbridge leg when it is on a
+/// non-internal overlay and no other endpoint gives it a way out. Internal overlays never
+/// get one.
+pub fn needs_gwbridge(eps: &[GwbridgeCandidate]) -> bool {
+    let wants = eps.iter().any(|e| e.overlay && !e.internal);
+    let has_other_way_out = eps
+        .iter()
+        .any(|e| !e.gwbridge && !e.overlay && !e.internal && e.has_gateway);
+    wants && !has_other_way_out
+}
+
 /// Index (into `candidates`) of the endpoint that provides the default route, if any.
 pub fn default_gateway(candidates: &[GatewayCandidate]) -> Option<usize> {
     let mut idx: Vec<usize> = (0..candidates.len()).collect();
@@ -66,6 +89,33 @@ mod tests {
             gateway4: v4.then(|| "10.0.0.1".parse().unwrap()),
             gateway6: v6.then(|| "fd00::1".parse().unwrap()),
         }
+    }
+
+    #[test]
+    fn gwbridge_only_for_overlays_without_another_way_out() {
+        let ov = GwbridgeCandidate {
+            overlay: true,
+            ..Default::default()
+        };
+        let br = GwbridgeCandidate {
+            has_gateway: true,
+            ..Default::default()
+        };
+        let gw = GwbridgeCandidate {
+            gwbridge: true,
+            has_gateway: true,
+            ..Default::default()
+        };
+        let internal_ov = GwbridgeCandidate {
+            internal: true,
+            ..ov
+        };
+        assert!(needs_gwbridge(&[ov]));
+        assert!(needs_gwbridge(&[ov, gw]));
+        assert!(!needs_gwbridge(&[ov, br]));
+        assert!(!needs_gwbridge(&[internal_ov]));
+        assert!(!needs_gwbridge(&[br]));
+        assert!(!needs_gwbridge(&[]));
     }
 
     #[test]

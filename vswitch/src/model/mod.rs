@@ -2,6 +2,7 @@
 //! error texts. No I/O here except through the [`Store`], which is written before the in-memory
 //! state changes, so a failed write leaves both as they were.
 
+pub mod cluster;
 pub mod handover;
 pub mod options;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+pub use cluster::{ClusterIpam, RemoteEndpoint};
 pub use options::BridgeOptions;
 
 /// Names Docker treats as predefined (`type=builtin`); "default" is reserved too.
@@ -248,6 +250,11 @@ pub struct State {
     sandboxes: BTreeMap<String, Sandbox>,
     settings: PoolSettings,
     store: Option<Store>,
+    /// Set when the daemon has a cluster store: overlay networks allowed, their addresses
+    /// allocated cluster-wide through it.
+    cluster_ipam: Option<Box<dyn ClusterIpam>>,
+    /// Endpoints on other hosts, from the cluster store (not persisted).
+    remotes: BTreeMap<(String, String), RemoteEndpoint>,
 }
 
 /// What a restart found in the store and could not restore.
@@ -265,6 +272,8 @@ impl State {
             sandboxes: BTreeMap::new(),
             settings,
             store: None,
+            cluster_ipam: None,
+            remotes: BTreeMap::new(),
         };
         s.ensure_predefined()
             .expect("in-memory predefined networks");
@@ -281,6 +290,8 @@ impl State {
             sandboxes: BTreeMap::new(),
             settings,
             store: Some(store.clone()),
+            cluster_ipam: None,
+            remotes: BTreeMap::new(),
         };
         let nets = store.load::<Network>(Kind::Network)?;
         report.problems.extend(nets.errors);
@@ -530,6 +541,7 @@ impl State {
         }
         let driver = match req.driver.as_str() {
             "" | "bridge" => Driver::Bridge,
+            "overlay" if self.cluster_ipam.is_some() => Driver::Overlay,
             "overlay" => {
                 return Err(Error::Forbidden(
                     "overlay networks need a cluster store: start vswitchd with --cluster-store etcd://HOST:PORT --cluster-advertise IP"
@@ -547,8 +559,16 @@ impl State {
         if req.config_only {
             // A configuration-only network carries IPAM settings for --config-from.
         }
+        let overlay = driver == Driver::Overlay && !req.config_only;
         match req.scope.as_str() {
-            "" | "local" => {}
+            "" => {}
+            "local" if !overlay => {}
+            "global" if overlay => {}
+            "local" => {
+                return Err(Error::InvalidParameter(
+                    "invalid scope \"local\": overlay networks are global".into(),
+                ))
+            }
             "swarm" | "global" => {
                 return Err(Error::Forbidden(
                     "cannot create a swarm scoped network when swarm is not active".into(),
@@ -654,8 +674,11 @@ impl State {
             for v6 in [false, true] {
                 let wanted = if v6 { enable_ipv6 } else { enable_ipv4 };
                 if wanted && !configs.iter().any(|c| c.subnet.addr().is_ipv6() == v6) {
+                    // Overlays take their subnets from the global pools, as Docker's.
                     let pools = if v6 {
                         &self.settings.local_v6
+                    } else if overlay {
+                        &self.settings.global
                     } else {
                         &self.settings.local
                     };
@@ -688,7 +711,7 @@ impl State {
             id,
             name: req.name,
             created: util::now_rfc3339(),
-            scope: "local".into(),
+            scope: if overlay { "global" } else { "local" }.into(),
             driver: if req.config_only {
                 Driver::Null
             } else {
@@ -1025,6 +1048,16 @@ impl State {
         if matches!(net.driver, Driver::Null | Driver::Host) {
             return Ok(ep);
         }
+        if net.driver == Driver::Overlay {
+            self.new_overlay_addresses(net, &mut ep)?;
+            ep.mac = match ep.ipv4 {
+                Some(IpNet::V4(v4)) => mac_from_ipv4(v4.addr().octets()),
+                _ => mac_from_id(&ep.id),
+            };
+            ep.ifname = format!("{CONTAINER_IFACE_PREFIX}{}", sb.next_if_index);
+            sb.next_if_index += 1;
+            return Ok(ep);
+        }
         let pools = self
             .pools
             .get_mut(&net.id)
@@ -1059,6 +1092,7 @@ impl State {
     }
 
     fn release_endpoint(&mut self, ep: &Endpoint) {
+        self.release_overlay_addresses(ep);
         if let Some(p) = self.pools.get_mut(&ep.network_id) {
             for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
                 p.release(a.addr());
@@ -1073,9 +1107,12 @@ impl State {
             .iter()
             .map(|e| {
                 let n = self.networks.get(&e.network_id);
+                // An overlay gives no default route: its containers leave through
+                // docker_gwbridge (see handover::needs_gwbridge).
                 let has = |v6: bool| {
                     let addr = if v6 { e.ipv6 } else { e.ipv4 };
-                    addr.and(n.and_then(|n| n.gateway(v6)))
+                    addr.and(n.filter(|n| n.driver != Driver::Overlay))
+                        .and_then(|n| n.gateway(v6))
                 };
                 handover::GatewayCandidate {
                     network_name: n.map(|n| n.name.as_str()).unwrap_or(""),
