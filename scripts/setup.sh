@@ -12,6 +12,9 @@ command -v ping >/dev/null || pkgs+=(iputils-ping)
 command -v nsenter >/dev/null || pkgs+=(util-linux)
 command -v sysctl >/dev/null || pkgs+=(procps)
 command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
+# etcd-client's build script compiles etcd's protobufs; the cluster-store tests run etcd.
+command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
+command -v etcd >/dev/null || pkgs+=(etcd-server)
 if ((${#pkgs[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${pkgs[@]}"
