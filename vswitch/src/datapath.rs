@@ -13,7 +13,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,18 @@ enum Ctl {
     Stats {
         net: String,
         reply: Sender<Option<NetStats>>,
+    },
+    SetRemote {
+        net: String,
+        port: PortId,
+        mac: MacAddr,
+        ips: Vec<IpAddr>,
+        reply: Sender<Result<(), DatapathError>>,
+    },
+    RemoveRemote {
+        net: String,
+        mac: MacAddr,
+        reply: Sender<Result<(), DatapathError>>,
     },
 }
 
@@ -224,6 +236,45 @@ impl Datapath {
             },
         )?;
         rx.recv().map_err(|_| DatapathError::WorkerGone)
+    }
+
+    /// Registers a container of another host behind the tunnel port `port` of `net`'s switch
+    /// ([`Switch::set_remote_endpoint`]: static MAC entry, ARP answered for `ips`).
+    pub fn set_remote_endpoint(
+        &self,
+        net: &str,
+        port: PortId,
+        mac: MacAddr,
+        ips: Vec<IpAddr>,
+    ) -> Result<(), DatapathError> {
+        let w = self.worker_of(net)?;
+        let (tx, rx) = channel::bounded(1);
+        self.send(
+            w,
+            Ctl::SetRemote {
+                net: net.to_string(),
+                port,
+                mac,
+                ips,
+                reply: tx,
+            },
+        )?;
+        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+    }
+
+    /// Forgets a remote endpoint of `net` (nothing to do if it is not known).
+    pub fn remove_remote_endpoint(&self, net: &str, mac: MacAddr) -> Result<(), DatapathError> {
+        let w = self.worker_of(net)?;
+        let (tx, rx) = channel::bounded(1);
+        self.send(
+            w,
+            Ctl::RemoveRemote {
+                net: net.to_string(),
+                mac,
+                reply: tx,
+            },
+        )?;
+        rx.recv().map_err(|_| DatapathError::WorkerGone)?
     }
 
     pub fn stats(&self, net: &str) -> Result<Option<NetStats>, DatapathError> {
@@ -410,6 +461,25 @@ impl Worker {
                 }
                 let _ = reply.send(());
             }
+            Ctl::SetRemote {
+                net,
+                port,
+                mac,
+                ips,
+                reply,
+            } => {
+                let r = self.switch_mut(&net).and_then(|sw| {
+                    sw.set_remote_endpoint(port, mac, &ips)
+                        .map_err(|e| DatapathError::Switch(e.to_string()))
+                });
+                let _ = reply.send(r);
+            }
+            Ctl::RemoveRemote { net, mac, reply } => {
+                let r = self.switch_mut(&net).map(|sw| {
+                    sw.remove_remote_endpoint(mac);
+                });
+                let _ = reply.send(r);
+            }
             Ctl::Stats { net, reply } => {
                 let s = self
                     .net_index
@@ -424,6 +494,15 @@ impl Worker {
                 let _ = reply.send(s);
             }
         }
+    }
+
+    fn switch_mut(&mut self, net: &str) -> Result<&mut Switch, DatapathError> {
+        self.net_index
+            .get(net)
+            .and_then(|&i| self.nets.get_mut(i))
+            .and_then(Option::as_mut)
+            .map(|n| &mut n.switch)
+            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))
     }
 
     fn add_port(

@@ -1,51 +1,74 @@
-//! Overlay networks: a VXLAN tunnel port for a network's switch.
+//! Overlay networks: one VXLAN tunnel socket per host serving every overlay network on it.
 //!
-//! A tunnel is an ordinary datapath port ([`PortIo`], attached with
+//! [`TunnelHost::start`] binds one [`encap::TunnelSocket`] (the host's advertise address,
+//! port 4789) in the calling thread's network namespace and starts one thread ([`tunnel`]).
+//! Each overlay network on the host gets a port for its switch with
+//! [`TunnelHost::attach`]`(vni, flood)`: a [`PortIo`] (attached with
 //! [`PortConfig::tunnel`](crate::switch::PortConfig::tunnel)) whose fd is one end of a
-//! `SOCK_SEQPACKET` socketpair; a dedicated thread ([`tunnel`]) serves the other end:
+//! `SOCK_SEQPACKET` socketpair; the thread serves the other end of every such pair:
 //!
 //! - frames the switch sends to the tunnel port (virtio-net header + Ethernet frame; the port
 //!   has no offloads, so the datapath has already segmented GSO frames and completed
-//!   checksums) are encapsulated in place with the network's VNI and sent with an
-//!   [`encap::TunnelSocket`] to the VTEP owning the destination MAC (a static table set by
-//!   the control plane with [`TunnelHandle::set_remote_mac`]), or, for broadcast, multicast
-//!   and unknown unicast, to every known VTEP (head-end replication);
-//! - datagrams received on the socket pass the [`encap::Filter`] (known VTEP, this VNI,
-//!   well-formed) and are written towards the switch with a `NONE` virtio-net header.
+//!   checksums) are encapsulated in place with the network's VNI and sent to the VTEP owning
+//!   the destination MAC ([`TunnelHost::set_remote_mac`]). Broadcast, multicast and unknown
+//!   unicast go to every peer of the VNI (head-end replication) when the VNI was attached
+//!   with `flood`, and are dropped (counted in [`TunnelDrops::not_flooded`]) otherwise:
+//!   cluster overlays flood nothing over the underlay;
+//! - datagrams received on the socket are decapsulated and handed to the switch of their VNI
+//!   when the VNI is attached and the sender is one of that VNI's peers
+//!   ([`TunnelHost::add_peer`]); everything else is dropped and counted (per VNI:
+//!   [`TunnelDrops::unknown_vtep`]; host-wide, [`HostStats`]: malformed datagrams and VNIs
+//!   not attached).
 //!
-//! One tunnel serves one VNI with its own UDP socket (so one overlay network per local
-//! address/port for now; sharing one socket among several VNIs is left to the cluster-store
-//! work). The socket is created by [`Tunnel::start`] in the calling thread's network
-//! namespace. Nothing is allocated per frame: buffers are preallocated per tunnel and the
-//! `sendmmsg` list lives on the stack.
+//! The thread waits on one epoll set (the socket, every attached pair, a stop eventfd);
+//! [`TunnelHost::attach`] and [`TunnelHost::detach`] add and remove pairs there directly.
+//! Sending is batched with `sendmmsg`, receiving with `recvmmsg` and UDP GRO where the kernel
+//! has it. Nothing is allocated per frame: buffers are preallocated by the thread and the
+//! `sendmmsg` list lives on the stack. The forwarding state (per VNI: peers, remote MACs,
+//! counters) sits behind one mutex taken once per batch.
 //!
-//! Remove the port from the datapath before dropping the [`TunnelHandle`] (dropping the
-//! handle stops the thread and closes its end of the socketpair).
+//! Remove the port from the datapath before detaching it; dropping the [`TunnelHost`] stops
+//! the thread and closes every pair.
 
 pub mod tunnel;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use encap::{Filter, TunnelSocket, OVERHEAD, VNI_MAX, VXLAN_PORT};
+use encap::{TunnelOptions, TunnelSocket, OVERHEAD, VNI_MAX};
 
 use crate::port::PortIo;
 use crate::wire::MacAddr;
 
 /// Default overlay MTU: a 1500-byte underlay minus the VXLAN overhead (50).
 pub const DEFAULT_MTU: u32 = 1500 - OVERHEAD as u32;
+/// First VNI given to overlay networks (Docker's overlay driver starts there too).
+pub const FIRST_VNI: u32 = 256;
 
-/// Errors of [`Tunnel::start`].
+/// Epoll token of the stop eventfd (VNIs are 24-bit, so no VNI token collides).
+pub(crate) const STOP_TOKEN: u64 = u64::MAX;
+/// Epoll token of the tunnel socket.
+pub(crate) const SOCKET_TOKEN: u64 = u64::MAX - 1;
+
+/// Errors of [`TunnelHost`].
 #[derive(Debug, thiserror::Error)]
 pub enum OverlayError {
     /// The VNI does not fit in 24 bits.
     #[error("overlay: VNI {0} out of range (at most {VNI_MAX})")]
     BadVni(u32),
+    /// `attach` of a VNI that already has a port.
+    #[error("overlay: VNI {0} is already attached")]
+    VniInUse(u32),
+    /// `detach` of a VNI that has no port.
+    #[error("overlay: VNI {0} is not attached")]
+    NotAttached(u32),
+    /// The tunnel thread was shut down.
+    #[error("overlay: the tunnel host is shut down")]
+    Stopped,
     /// A system call failed.
     #[error("overlay: {op}: {source}")]
     Sys { op: &'static str, source: io::Error },
@@ -55,41 +78,14 @@ fn sys(op: &'static str) -> impl FnOnce(io::Error) -> OverlayError {
     move |source| OverlayError::Sys { op, source }
 }
 
-/// What a tunnel needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TunnelConfig {
-    /// The network's VNI.
-    pub vni: u32,
-    /// Address the tunnel socket binds (the host's advertise address, port 4789 by default).
-    pub local: SocketAddr,
-    /// UDP destination port of the peer VTEPs (4789 by default).
-    pub dst_port: u16,
-    /// Overlay MTU (underlay MTU − 50) the control plane gives the network's interfaces.
-    /// Informational: larger frames are still sent (the underlay fragments them, as the
-    /// kernel's `vxlan` device with `df unset` does).
-    pub mtu: u32,
-}
-
-impl TunnelConfig {
-    /// VNI `vni` bound to `local_ip`:4789, sending to port 4789, MTU [`DEFAULT_MTU`].
-    pub fn new(vni: u32, local_ip: IpAddr) -> TunnelConfig {
-        TunnelConfig {
-            vni,
-            local: SocketAddr::new(local_ip, VXLAN_PORT),
-            dst_port: VXLAN_PORT,
-            mtu: DEFAULT_MTU,
-        }
-    }
-}
-
-/// Counters of a tunnel (plain counts since it started).
+/// Counters of one VNI (plain counts since it was first configured).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TunnelStats {
     /// Frames read from the switch.
     pub tx_frames: u64,
     /// Datagrams sent to peer VTEPs (a flood counts one per VTEP).
     pub tx_datagrams: u64,
-    /// Datagrams received on the tunnel socket.
+    /// Datagrams received for this VNI (accepted or not).
     pub rx_datagrams: u64,
     /// Decapsulated frames written towards the switch.
     pub rx_frames: u64,
@@ -97,22 +93,20 @@ pub struct TunnelStats {
     pub dropped: TunnelDrops,
 }
 
-/// Why a tunnel dropped frames or datagrams.
+/// Why a VNI's traffic was dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TunnelDrops {
     /// A frame from the switch that is too short or too long to encapsulate.
     pub bad_frame: u64,
-    /// A frame to flood (or for an unknown MAC) while no VTEP is known.
+    /// A frame to flood (or for an unknown MAC) while the VNI has no peer.
     pub no_peer: u64,
+    /// Broadcast, multicast or unknown unicast on a VNI attached without `flood`.
+    pub not_flooded: u64,
     /// A datagram the socket did not take (buffer full or send error).
     pub send_error: u64,
-    /// A received datagram from an address that is not a known VTEP.
+    /// A received datagram from an address that is not one of this VNI's peers.
     pub unknown_vtep: u64,
-    /// A received datagram that is not valid VXLAN.
-    pub malformed: u64,
-    /// A received datagram for another VNI.
-    pub unknown_vni: u64,
-    /// A decapsulated frame the switch side did not take (socketpair full).
+    /// A decapsulated frame the switch side did not take (socketpair full or closed).
     pub switch_full: u64,
 }
 
@@ -121,51 +115,54 @@ impl TunnelDrops {
     pub fn total(&self) -> u64 {
         self.bad_frame
             + self.no_peer
+            + self.not_flooded
             + self.send_error
             + self.unknown_vtep
-            + self.malformed
-            + self.unknown_vni
             + self.switch_full
     }
 }
 
-/// Counters the thread updates without the table lock.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub tx_frames: AtomicU64,
-    pub tx_datagrams: AtomicU64,
-    pub rx_datagrams: AtomicU64,
-    pub rx_frames: AtomicU64,
-    pub bad_frame: AtomicU64,
-    pub no_peer: AtomicU64,
-    pub send_error: AtomicU64,
-    pub switch_full: AtomicU64,
+/// Host-wide counters of the tunnel socket: what cannot be charged to an attached VNI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Datagrams received on the socket.
+    pub rx_datagrams: u64,
+    /// Dropped: not a valid VXLAN datagram.
+    pub malformed: u64,
+    /// Dropped: a valid datagram for a VNI not attached on this host.
+    pub unknown_vni: u64,
+    /// Dropped: longer than the receive buffers.
+    pub truncated: u64,
 }
 
-impl Counters {
-    pub(crate) fn add(c: &AtomicU64, n: u64) {
-        if n > 0 {
-            c.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The forwarding state the control plane sets: peers (the receive filter's VTEPs), the flood
-/// list, and remote MACs. Locked once per batch by the tunnel thread.
+/// The state of one VNI: its switch-side pair (once attached), peers, remote MACs, counters.
 #[derive(Debug, Default)]
-pub(crate) struct Table {
-    /// Receive filter: known VTEPs and our VNI, with its drop counters.
-    pub filter: Filter,
-    /// Flood list: every known VTEP with the destination port.
+pub(crate) struct Vni {
+    /// The thread's end of the socketpair; `None` until attached.
+    pub pair: Option<Arc<OwnedFd>>,
+    /// The switch side has not closed the pair.
+    pub open: bool,
+    /// Head-end replication of broadcast/multicast/unknown unicast to every peer.
+    pub flood: bool,
+    /// Peers' addresses (canonical form): the only senders accepted for this VNI.
+    pub vteps: HashSet<IpAddr>,
+    /// Flood list: every peer with the destination port.
     pub peers: Vec<SocketAddr>,
     /// Remote MAC → its VTEP (with the destination port).
     pub macs: HashMap<MacAddr, SocketAddr>,
+    pub stats: TunnelStats,
+}
+
+/// Everything the control plane sets and the thread reads, locked once per batch.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    pub vnis: HashMap<u32, Vni>,
+    pub host: HostStats,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub table: Mutex<Table>,
-    pub counters: Counters,
 }
 
 impl Shared {
@@ -175,21 +172,36 @@ impl Shared {
     }
 }
 
-/// Starts tunnels.
-pub struct Tunnel;
+/// The host's tunnel: one socket and one thread for every overlay network (VNI) on the host.
+/// See the [module docs](self). Stops on drop.
+#[derive(Debug)]
+pub struct TunnelHost {
+    shared: Arc<Shared>,
+    epfd: Arc<OwnedFd>,
+    stop: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+    local: SocketAddr,
+    dst_port: u16,
+}
 
-impl Tunnel {
-    /// Binds the tunnel socket (in the calling thread's network namespace), starts the tunnel
-    /// thread and returns its handle and the port to attach to the network's switch with
-    /// [`PortConfig::tunnel`](crate::switch::PortConfig::tunnel). No VTEP is known yet: add
-    /// them with [`TunnelHandle::add_peer`].
-    pub fn start(cfg: TunnelConfig) -> Result<(TunnelHandle, PortIo), OverlayError> {
-        if cfg.vni > VNI_MAX {
-            return Err(OverlayError::BadVni(cfg.vni));
-        }
-        let sock = TunnelSocket::bind(cfg.local).map_err(sys("bind tunnel socket"))?;
+impl TunnelHost {
+    /// Binds the tunnel socket to `local` (the host's advertise address and port 4789; port 0
+    /// picks one) in the calling thread's network namespace, and starts the tunnel thread.
+    /// Datagrams go to peers' port `dst_port` (4789). No VNI is attached yet.
+    pub fn start(local: SocketAddr, dst_port: u16) -> Result<TunnelHost, OverlayError> {
+        let options = TunnelOptions {
+            gro: true,
+            ..TunnelOptions::default()
+        };
+        let sock = TunnelSocket::bind_with(local, &options).map_err(sys("bind tunnel socket"))?;
         let local = sock.local_addr();
-        let (theirs, ours) = seqpacket_pair()?;
+        // SAFETY: epoll_create1 returns a new fd or -1.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(sys("epoll_create1")(io::Error::last_os_error()));
+        }
+        // SAFETY: ep is a fresh fd we own.
+        let epfd = Arc::new(unsafe { OwnedFd::from_raw_fd(ep) });
         // SAFETY: eventfd returns a new fd or -1.
         let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if efd < 0 {
@@ -197,121 +209,177 @@ impl Tunnel {
         }
         // SAFETY: efd is a fresh fd we own.
         let stop = unsafe { OwnedFd::from_raw_fd(efd) };
-        let stop_thread = stop.try_clone().map_err(sys("dup eventfd"))?;
+        tunnel::epoll_add(epfd.as_raw_fd(), stop.as_raw_fd(), STOP_TOKEN)
+            .map_err(sys("epoll add"))?;
+        tunnel::epoll_add(epfd.as_raw_fd(), sock.as_raw_fd(), SOCKET_TOKEN)
+            .map_err(sys("epoll add"))?;
         let shared = Arc::new(Shared::default());
-        shared.table().filter.add_vni(cfg.vni);
-        let engine = tunnel::Engine::new(cfg.vni, ours, sock, stop_thread, shared.clone());
+        let engine = tunnel::Engine::new(sock, epfd.clone(), shared.clone());
         let thread = std::thread::Builder::new()
-            .name(format!("vswitch-vx{}", cfg.vni))
+            .name("vswitch-vxlan".into())
             .spawn(move || engine.run())
             .map_err(sys("spawn tunnel thread"))?;
-        let handle = TunnelHandle {
+        Ok(TunnelHost {
             shared,
+            epfd,
             stop,
             thread: Some(thread),
             local,
-            cfg,
-        };
-        let io = PortIo {
-            file: std::fs::File::from(theirs),
-            offload: false,
-            delete_on_close: None,
-        };
-        Ok((handle, io))
+            dst_port,
+        })
     }
-}
 
-/// Control of a running tunnel; stops it on drop.
-#[derive(Debug)]
-pub struct TunnelHandle {
-    shared: Arc<Shared>,
-    stop: OwnedFd,
-    thread: Option<JoinHandle<()>>,
-    local: SocketAddr,
-    cfg: TunnelConfig,
-}
-
-impl TunnelHandle {
     /// The bound address (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
-    /// The tunnel's configuration.
-    pub fn config(&self) -> &TunnelConfig {
-        &self.cfg
-    }
-
-    /// Adds a peer VTEP: datagrams from it are accepted and floods go to it. `true` when new.
-    pub fn add_peer(&self, vtep: IpAddr) -> bool {
-        let mut t = self.shared.table();
-        let addr = SocketAddr::new(vtep.to_canonical(), self.cfg.dst_port);
-        let new = t.filter.add_vtep(vtep);
-        if !t.peers.contains(&addr) {
-            t.peers.push(addr);
+    /// A new tunnel port for the switch of overlay `vni`, to add to the datapath with
+    /// [`PortConfig::tunnel`](crate::switch::PortConfig::tunnel). `flood` keeps head-end
+    /// replication of broadcast and unknown unicast to the VNI's peers (flood-and-learn, as
+    /// the kernel's `vxlan` with static peers); without it they are dropped (cluster mode).
+    /// Peers and remote MACs set before the attach are kept.
+    pub fn attach(&self, vni: u32, flood: bool) -> Result<PortIo, OverlayError> {
+        if vni > VNI_MAX {
+            return Err(OverlayError::BadVni(vni));
         }
-        new
+        if !self.is_running() {
+            return Err(OverlayError::Stopped);
+        }
+        let (theirs, ours) = crate::port::seqpacket_pair().map_err(sys("socketpair"))?;
+        let ours = Arc::new(ours);
+        {
+            let mut t = self.shared.table();
+            let v = t.vnis.entry(vni).or_default();
+            if v.pair.is_some() {
+                return Err(OverlayError::VniInUse(vni));
+            }
+            v.pair = Some(ours.clone());
+            v.open = true;
+            v.flood = flood;
+        }
+        if let Err(e) = tunnel::epoll_add(self.epfd.as_raw_fd(), ours.as_raw_fd(), u64::from(vni)) {
+            if let Some(v) = self.shared.table().vnis.get_mut(&vni) {
+                v.pair = None;
+                v.open = false;
+            }
+            return Err(sys("epoll add")(e));
+        }
+        Ok(PortIo {
+            file: std::fs::File::from(theirs),
+            offload: false,
+            delete_on_close: None,
+        })
     }
 
-    /// Removes a peer VTEP and the remote MACs behind it. `true` when it was known.
-    pub fn remove_peer(&self, vtep: IpAddr) -> bool {
+    /// Closes the tunnel port of `vni` and forgets the VNI (peers, remote MACs, counters);
+    /// its datagrams are dropped from now on. Remove the port from the datapath first.
+    pub fn detach(&self, vni: u32) -> Result<(), OverlayError> {
+        let v = self.shared.table().vnis.remove(&vni);
+        match v.and_then(|v| v.pair) {
+            Some(pair) => {
+                // Already gone from the set when the switch side closed first.
+                let _ = tunnel::epoll_del(self.epfd.as_raw_fd(), pair.as_raw_fd());
+                Ok(())
+            }
+            None => Err(OverlayError::NotAttached(vni)),
+        }
+    }
+
+    /// The VNIs attached.
+    pub fn vnis(&self) -> Vec<u32> {
+        let t = self.shared.table();
+        let mut v: Vec<u32> = t
+            .vnis
+            .iter()
+            .filter(|(_, v)| v.pair.is_some())
+            .map(|(n, _)| *n)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn vtep_addr(&self, vtep: IpAddr) -> SocketAddr {
+        SocketAddr::new(vtep.to_canonical(), self.dst_port)
+    }
+
+    /// Sends frames of `vni` for `mac` to `vtep` only (adding `vtep` as a peer of `vni` if
+    /// it is not one).
+    pub fn set_remote_mac(&self, vni: u32, mac: MacAddr, vtep: IpAddr) {
+        self.add_peer(vni, vtep);
+        let addr = self.vtep_addr(vtep);
+        if let Some(v) = self.shared.table().vnis.get_mut(&vni) {
+            v.macs.insert(mac, addr);
+        }
+    }
+
+    /// Forgets where `mac` of `vni` is. `true` when it was known.
+    pub fn remove_remote_mac(&self, vni: u32, mac: MacAddr) -> bool {
+        self.shared
+            .table()
+            .vnis
+            .get_mut(&vni)
+            .is_some_and(|v| v.macs.remove(&mac).is_some())
+    }
+
+    /// The VTEP `mac` of `vni` is sent to, if set.
+    pub fn remote_mac(&self, vni: u32, mac: MacAddr) -> Option<IpAddr> {
+        let t = self.shared.table();
+        t.vnis.get(&vni)?.macs.get(&mac).map(|a| a.ip())
+    }
+
+    /// Accepts datagrams of `vni` from `vtep` (and floods to it, if `vni` floods). `true`
+    /// when new.
+    pub fn add_peer(&self, vni: u32, vtep: IpAddr) -> bool {
+        let addr = self.vtep_addr(vtep);
         let mut t = self.shared.table();
+        let v = t.vnis.entry(vni).or_default();
+        if !v.peers.contains(&addr) {
+            v.peers.push(addr);
+        }
+        v.vteps.insert(addr.ip())
+    }
+
+    /// Stops accepting datagrams of `vni` from `vtep` and forgets the remote MACs behind it.
+    /// `true` when it was a peer.
+    pub fn remove_peer(&self, vni: u32, vtep: IpAddr) -> bool {
         let ip = vtep.to_canonical();
-        t.peers.retain(|p| p.ip() != ip);
-        t.macs.retain(|_, p| p.ip() != ip);
-        t.filter.remove_vtep(vtep)
+        let mut t = self.shared.table();
+        let Some(v) = t.vnis.get_mut(&vni) else {
+            return false;
+        };
+        v.peers.retain(|p| p.ip() != ip);
+        v.macs.retain(|_, p| p.ip() != ip);
+        v.vteps.remove(&ip)
     }
 
-    /// The known peer VTEPs.
-    pub fn peers(&self) -> Vec<IpAddr> {
-        self.shared.table().peers.iter().map(|p| p.ip()).collect()
+    /// The peers of `vni`.
+    pub fn peers(&self, vni: u32) -> Vec<IpAddr> {
+        let t = self.shared.table();
+        t.vnis
+            .get(&vni)
+            .map(|v| v.peers.iter().map(|p| p.ip()).collect())
+            .unwrap_or_default()
     }
 
-    /// Sends frames for `mac` to `vtep` only (adding `vtep` as a peer if it is not one).
-    pub fn set_remote_mac(&self, mac: MacAddr, vtep: IpAddr) {
-        self.add_peer(vtep);
-        let addr = SocketAddr::new(vtep.to_canonical(), self.cfg.dst_port);
-        self.shared.table().macs.insert(mac, addr);
+    /// A snapshot of `vni`'s counters (`None` if the VNI is unknown).
+    pub fn stats(&self, vni: u32) -> Option<TunnelStats> {
+        self.shared.table().vnis.get(&vni).map(|v| v.stats)
     }
 
-    /// Forgets where `mac` is (frames for it are flooded again). `true` when it was known.
-    pub fn remove_remote_mac(&self, mac: MacAddr) -> bool {
-        self.shared.table().macs.remove(&mac).is_some()
+    /// A snapshot of the host-wide counters.
+    pub fn host_stats(&self) -> HostStats {
+        self.shared.table().host
     }
 
-    /// The VTEP `mac` is sent to, if set.
-    pub fn remote_mac(&self, mac: MacAddr) -> Option<IpAddr> {
-        self.shared.table().macs.get(&mac).map(|a| a.ip())
-    }
-
-    /// A snapshot of the counters.
-    pub fn stats(&self) -> TunnelStats {
-        let f = self.shared.table().filter.counters;
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        TunnelStats {
-            tx_frames: get(&c.tx_frames),
-            tx_datagrams: get(&c.tx_datagrams),
-            rx_datagrams: get(&c.rx_datagrams),
-            rx_frames: get(&c.rx_frames),
-            dropped: TunnelDrops {
-                bad_frame: get(&c.bad_frame),
-                no_peer: get(&c.no_peer),
-                send_error: get(&c.send_error),
-                unknown_vtep: f.unknown_vtep,
-                malformed: f.malformed,
-                unknown_vni: f.unknown_vni,
-                switch_full: get(&c.switch_full),
-            },
-        }
-    }
-
-    /// The tunnel thread is still running (it stops when the switch side closes the port).
+    /// The tunnel thread is running.
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops the tunnel thread and waits for it (idempotent; also done on drop).
+    /// Stops the tunnel thread and waits for it (idempotent; also done on drop). The ports
+    /// stay open (frames sent to them are lost) until the `TunnelHost` is dropped, so a
+    /// datapath still holding them does not see them hang up.
     pub fn shutdown(&mut self) {
         if let Some(t) = self.thread.take() {
             let one: u64 = 1;
@@ -328,14 +396,10 @@ impl TunnelHandle {
     }
 }
 
-impl Drop for TunnelHandle {
+impl Drop for TunnelHost {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), OverlayError> {
-    crate::port::seqpacket_pair().map_err(sys("socketpair"))
 }
 
 #[cfg(test)]

@@ -1,129 +1,144 @@
-//! The tunnel thread: `poll` on the socketpair end (frames from the switch), the tunnel
-//! socket (datagrams from peers) and a stop eventfd.
+//! The tunnel thread: one epoll set over the tunnel socket, every attached VNI's socketpair end
+//! (token = the VNI) and a stop eventfd.
 //!
-//! Encapsulation is in place: a frame is read at offset 0 of its slot with its 10-byte
-//! virtio-net header in front, and the 8-byte VXLAN header is written over the header's last
-//! 8 bytes, so the datagram is `slot[2..10 + frame_len]`. Decapsulated frames go out with a
-//! `writev` of a zero (`NONE`) virtio-net header and the inner frame within the receive
-//! buffer. Nothing here allocates after [`Engine::new`], and no datagram can make it panic
-//! (all slicing is checked by [`encap::Filter::check`] or guarded by lengths).
+//! Frames from a switch are read back to back into one buffer, each with `readv`: the 10-byte
+//! virtio-net header goes to a scratch array and the frame lands 8 bytes further than the end
+//! of the previous datagram, where its VXLAN header is then written. So a batch is one run of
+//! datagrams with no copy, and consecutive equal-sized datagrams for one VTEP (a TCP stream
+//! segmented by the datapath) leave with one UDP GSO `sendmsg`; everything else goes out with
+//! `sendmmsg`. Decapsulated frames go to the switch with a `writev` of a zero (`NONE`)
+//! virtio-net header and the inner frame within the receive buffer. Nothing here allocates
+//! after [`Engine::new`], and no datagram can make it panic (all slicing is checked by
+//! [`encap::decapsulate`] or guarded by lengths).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use encap::{RecvBatch, TunnelSocket, VxlanRepr, HEADER_LEN, MAX_DATAGRAM, RECV_BUF_MAX};
+use encap::{
+    decapsulate, RecvBatch, TunnelSocket, VxlanRepr, GSO_MAX_SEGMENTS, HEADER_LEN, MAX_DATAGRAM,
+    RECV_BUF_MAX,
+};
 
-use super::{Counters, Shared};
+use super::{Shared, TunnelStats, SOCKET_TOKEN, STOP_TOKEN};
 use crate::datapath::FRAME_BUF;
 use crate::port::tap::VNET_HDR_LEN;
 use crate::wire::MacAddr;
 
-/// Frames read from the switch (and datagrams received) per batch.
-pub const BATCH: usize = 32;
+/// Frames read from a switch (and datagrams received) per batch.
+pub const BATCH: usize = 64;
 /// Datagrams per `send_batch` call (its own chunk size).
 const SEND_LIST: usize = encap::SEND_BATCH_MAX;
 /// Shortest inner frame: an Ethernet header.
 const ETH_LEN: usize = 14;
 /// The virtio-net header of every frame handed to the switch: no offload.
 const NONE_HDR: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
-/// Receive rounds per wake-up before polling again (fairness between the two directions).
+/// Receive rounds per wake-up before waiting again (fairness between the two directions).
 const RX_ROUNDS: usize = 4;
+/// Bytes of the transmit buffer: a batch of MTU-sized frames with room for one more of the
+/// largest size (a read never starts with less than `FRAME_BUF` left).
+const TX_BUF: usize = 4 * FRAME_BUF;
 const UNSPEC: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 pub(crate) struct Engine {
-    vni: u32,
-    pair: OwnedFd,
     sock: TunnelSocket,
-    stop: OwnedFd,
+    epfd: Arc<OwnedFd>,
     shared: Arc<Shared>,
-    /// `BATCH` slots of `FRAME_BUF` bytes (vnet header + the largest frame the datapath sends).
-    bufs: Vec<Box<[u8]>>,
-    lens: [usize; BATCH],
+    /// Datagrams of the current batch, back to back.
+    buf: Box<[u8]>,
+    /// (start, length) of each datagram in `buf`.
+    spans: [(usize, usize); BATCH],
+    /// Where each frame's virtio-net header is read to (and ignored: no offloads).
+    vnet_scratch: [u8; VNET_HDR_LEN],
     rx: RecvBatch,
 }
 
+/// Where one datagram goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    One(SocketAddr),
+    Flood,
+}
+
 impl Engine {
-    pub(crate) fn new(
-        vni: u32,
-        pair: OwnedFd,
-        sock: TunnelSocket,
-        stop: OwnedFd,
-        shared: Arc<Shared>,
-    ) -> Engine {
+    pub(crate) fn new(sock: TunnelSocket, epfd: Arc<OwnedFd>, shared: Arc<Shared>) -> Engine {
         Engine {
-            vni,
-            pair,
             sock,
-            stop,
+            epfd,
             shared,
-            bufs: (0..BATCH)
-                .map(|_| vec![0u8; FRAME_BUF].into_boxed_slice())
-                .collect(),
-            lens: [0; BATCH],
+            buf: vec![0u8; TX_BUF].into_boxed_slice(),
+            spans: [(0, 0); BATCH],
+            vnet_scratch: [0; VNET_HDR_LEN],
             rx: RecvBatch::new(BATCH, RECV_BUF_MAX),
         }
     }
 
-    /// Runs until stopped or until the switch side closes the socketpair.
+    /// Runs until the stop eventfd fires.
     pub(crate) fn run(mut self) {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.pair.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
-            for f in fds.iter_mut() {
-                f.revents = 0;
-            }
-            // SAFETY: fds is a valid array of 3 pollfds.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-            if r < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            // SAFETY: events is a valid array of its length.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    -1,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::warn!(
-                    vni = self.vni,
-                    "tunnel poll: {}",
-                    io::Error::last_os_error()
-                );
+                tracing::warn!("tunnel epoll_wait: {e}");
                 return;
             }
-            if fds[2].revents != 0 {
-                return;
-            }
-            if fds[0].revents != 0 && !self.service_switch() {
-                return;
-            }
-            if fds[1].revents != 0 {
-                self.service_underlay();
+            for ev in events.iter().take(n as usize) {
+                match ev.u64 {
+                    STOP_TOKEN => return,
+                    SOCKET_TOKEN => self.service_underlay(),
+                    // Tokens other than the two above are VNIs (24 bits).
+                    vni => self.service_switch(vni as u32),
+                }
             }
         }
     }
 
-    /// Reads a batch of frames from the switch and sends them; `false` once the switch side
-    /// has closed.
-    fn service_switch(&mut self) -> bool {
-        let fd = self.pair.as_raw_fd();
+    /// Reads a batch of frames from `vni`'s switch and sends them.
+    fn service_switch(&mut self, vni: u32) {
+        let Some(pair) = self
+            .shared
+            .table()
+            .vnis
+            .get(&vni)
+            .and_then(|v| v.pair.clone())
+        else {
+            return;
+        };
+        let fd = pair.as_raw_fd();
         let mut count = 0;
+        let mut off = 0;
+        let mut read = 0u64;
+        let mut bad = 0u64;
         let mut open = true;
-        while count < BATCH {
-            let buf = &mut self.bufs[count];
-            // SAFETY: reading into our own buffer of its length.
-            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        while count < BATCH && self.buf.len() - off >= FRAME_BUF {
+            let frame_at = off + HEADER_LEN;
+            let room = FRAME_BUF - VNET_HDR_LEN;
+            let iov = [
+                libc::iovec {
+                    iov_base: self.vnet_scratch.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    // In bounds: off + FRAME_BUF <= buf.len() and HEADER_LEN < VNET_HDR_LEN.
+                    iov_base: self.buf[frame_at..frame_at + room].as_mut_ptr().cast(),
+                    iov_len: room,
+                },
+            ];
+            // SAFETY: both iovecs point at our own buffers of their lengths.
+            let r = unsafe { libc::readv(fd, iov.as_ptr(), 2) };
             if r == 0 {
                 open = false;
                 break;
@@ -137,145 +152,235 @@ impl Engine {
                 }
                 break;
             }
-            self.lens[count] = r as usize;
-            count += 1;
-        }
-        if count > 0 {
-            self.encap_and_send(count);
-        }
-        open
-    }
-
-    /// Encapsulates slots `0..count` in place and sends each to its VTEP(s).
-    fn encap_and_send(&mut self, count: usize) {
-        let c = &self.shared.counters;
-        Counters::add(&c.tx_frames, count as u64);
-        let hdr = VxlanRepr { vni: self.vni };
-        let mut bad = 0;
-        for i in 0..count {
-            let len = self.lens[i];
-            let frame_len = len.saturating_sub(VNET_HDR_LEN);
-            let buf = &mut self.bufs[i];
-            // A full slot may be a truncated message: drop it as well.
-            if frame_len < ETH_LEN
-                || len >= buf.len()
+            read += 1;
+            let r = r as usize;
+            let frame_len = r.saturating_sub(VNET_HDR_LEN);
+            // A full read may be a truncated message: drop it as well.
+            if r < VNET_HDR_LEN
+                || r >= FRAME_BUF
+                || frame_len < ETH_LEN
                 || frame_len + HEADER_LEN > MAX_DATAGRAM
-                || hdr
-                    .emit(&mut buf[VNET_HDR_LEN - HEADER_LEN..VNET_HDR_LEN])
+                || (VxlanRepr { vni })
+                    .emit(&mut self.buf[off..frame_at])
                     .is_err()
             {
-                self.lens[i] = 0;
                 bad += 1;
-            }
-        }
-        Counters::add(&c.bad_frame, bad);
-
-        let mut list: [(SocketAddr, &[u8]); SEND_LIST] = [(UNSPEC, &[]); SEND_LIST];
-        let mut n = 0;
-        let mut no_peer = 0;
-        let table = self.shared.table();
-        for i in 0..count {
-            let len = self.lens[i];
-            if len == 0 {
                 continue;
             }
-            let datagram = &self.bufs[i][VNET_HDR_LEN - HEADER_LEN..len];
-            let dst = &self.bufs[i][VNET_HDR_LEN..VNET_HDR_LEN + 6];
-            let unicast = if dst[0] & 1 == 0 {
-                MacAddr::from_bytes(dst)
-                    .ok()
-                    .and_then(|m| table.macs.get(&m).copied())
-            } else {
-                None
-            };
-            let targets: &[SocketAddr] = match &unicast {
-                Some(a) => std::slice::from_ref(a),
-                None => &table.peers,
-            };
-            if targets.is_empty() {
-                no_peer += 1;
-                continue;
-            }
-            for &t in targets {
-                if n == SEND_LIST {
-                    self.flush(&list[..n], c);
-                    n = 0;
+            self.spans[count] = (off, HEADER_LEN + frame_len);
+            off += HEADER_LEN + frame_len;
+            count += 1;
+        }
+        if !open {
+            let mut t = self.shared.table();
+            if let Some(v) = t.vnis.get_mut(&vni) {
+                if v.pair.as_ref().is_some_and(|p| Arc::ptr_eq(p, &pair)) {
+                    v.open = false;
                 }
-                list[n] = (t, datagram);
-                n += 1;
             }
+            drop(t);
+            let _ = epoll_del(self.epfd.as_raw_fd(), fd);
         }
-        drop(table);
-        if n > 0 {
-            self.flush(&list[..n], c);
-        }
-        Counters::add(&c.no_peer, no_peer);
+        self.send(vni, count, read, bad);
     }
 
-    /// Sends `list`, dropping (and counting) what the socket does not take.
-    fn flush(&self, list: &[(SocketAddr, &[u8])], c: &Counters) {
-        let mut off = 0;
-        let mut errors = 0u64;
-        while off < list.len() {
-            match self.sock.send_batch(&list[off..]) {
-                Ok(0) => {
-                    errors += (list.len() - off) as u64;
-                    break;
+    /// Sends datagrams `0..count` of the batch to their VTEP(s) and counts.
+    fn send(&mut self, vni: u32, count: usize, read: u64, bad: u64) {
+        let mut table = self.shared.table();
+        let Some(v) = table.vnis.get_mut(&vni) else {
+            return;
+        };
+        let stats = &mut v.stats;
+        stats.tx_frames += read;
+        stats.dropped.bad_frame += bad;
+        let route = |i: usize| -> Route {
+            let (start, _) = self.spans[i];
+            let dst = &self.buf[start + HEADER_LEN..start + HEADER_LEN + 6];
+            if dst[0] & 1 != 0 {
+                return Route::Flood;
+            }
+            MacAddr::from_bytes(dst)
+                .ok()
+                .and_then(|m| v.macs.get(&m).copied())
+                .map_or(Route::Flood, Route::One)
+        };
+        let datagram = |i: usize| {
+            let (start, len) = self.spans[i];
+            &self.buf[start..start + len]
+        };
+        let mut out = Outbox::new(&self.sock);
+        let mut not_flooded = 0u64;
+        let mut no_peer = 0u64;
+        let mut i = 0;
+        while i < count {
+            match route(i) {
+                Route::One(to) => {
+                    // A run of equal-sized datagrams (the last may be shorter) for `to`.
+                    let (start, size) = self.spans[i];
+                    let mut j = i + 1;
+                    let mut total = size;
+                    while j < count
+                        && j - i < GSO_MAX_SEGMENTS
+                        && self.spans[j].1 <= size
+                        && total + self.spans[j].1 <= MAX_DATAGRAM
+                        && route(j) == Route::One(to)
+                    {
+                        total += self.spans[j].1;
+                        j += 1;
+                        if self.spans[j - 1].1 < size {
+                            break;
+                        }
+                    }
+                    if j - i > 1 && self.sock.gso_enabled() {
+                        // Keep the order: what is queued goes first.
+                        out.flush();
+                        let segments = (j - i) as u64;
+                        match self
+                            .sock
+                            .send_gso(to, &self.buf[start..start + total], size)
+                        {
+                            Ok(k) => {
+                                out.sent += k as u64;
+                                out.errors += segments.saturating_sub(k as u64);
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                out.errors += segments
+                            }
+                            // EINVAL (segments over the path MTU) and the like: one by one.
+                            Err(_) => (i..j).for_each(|k| out.push(to, datagram(k))),
+                        }
+                    } else {
+                        (i..j).for_each(|k| out.push(to, datagram(k)));
+                    }
+                    i = j;
                 }
-                Ok(k) => off += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    errors += (list.len() - off) as u64;
-                    break;
-                }
-                Err(_) => {
-                    errors += 1;
-                    off += 1;
+                Route::Flood => {
+                    if !v.flood {
+                        not_flooded += 1;
+                    } else if v.peers.is_empty() {
+                        no_peer += 1;
+                    } else {
+                        for &p in &v.peers {
+                            out.push(p, datagram(i));
+                        }
+                    }
+                    i += 1;
                 }
             }
         }
-        Counters::add(&c.send_error, errors);
-        Counters::add(&c.tx_datagrams, (list.len() as u64).saturating_sub(errors));
+        out.flush();
+        let stats: &mut TunnelStats = &mut v.stats;
+        stats.tx_datagrams += out.sent;
+        stats.dropped.send_error += out.errors;
+        stats.dropped.not_flooded += not_flooded;
+        stats.dropped.no_peer += no_peer;
     }
 
-    /// Receives datagrams, filters and decapsulates them towards the switch.
+    /// Receives datagrams, filters and decapsulates them towards their switches.
     fn service_underlay(&mut self) {
-        let fd = self.pair.as_raw_fd();
         for _ in 0..RX_ROUNDS {
+            let before = self.rx.truncated();
             match self.sock.recv_batch(&mut self.rx) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             }
-            let c = &self.shared.counters;
-            let mut received = 0;
-            let mut delivered = 0;
-            let mut full = 0;
             let mut table = self.shared.table();
+            table.host.truncated += self.rx.truncated() - before;
             for (src, datagram) in self.rx.iter() {
-                received += 1;
-                let Ok((_, inner)) = table.filter.check(src.ip(), datagram) else {
+                table.host.rx_datagrams += 1;
+                let Ok((repr, frame)) = decapsulate(datagram) else {
+                    table.host.malformed += 1;
                     continue;
                 };
-                let Some(frame) = datagram.get(inner) else {
+                let Some(v) = table.vnis.get_mut(&repr.vni).filter(|v| v.pair.is_some()) else {
+                    table.host.unknown_vni += 1;
                     continue;
                 };
-                if write_frame(fd, frame) {
-                    delivered += 1;
+                v.stats.rx_datagrams += 1;
+                if !v.vteps.contains(&src.ip().to_canonical()) {
+                    v.stats.dropped.unknown_vtep += 1;
+                    continue;
+                }
+                let delivered = match (&v.pair, v.open) {
+                    (Some(pair), true) => write_frame(pair.as_raw_fd(), frame),
+                    _ => false,
+                };
+                if delivered {
+                    v.stats.rx_frames += 1;
                 } else {
-                    full += 1;
+                    v.stats.dropped.switch_full += 1;
                 }
             }
-            drop(table);
-            Counters::add(&c.rx_datagrams, received);
-            Counters::add(&c.rx_frames, delivered);
-            Counters::add(&c.switch_full, full);
         }
     }
 }
 
+/// Datagrams waiting for one `sendmmsg`, on the stack.
+struct Outbox<'a> {
+    sock: &'a TunnelSocket,
+    list: [(SocketAddr, &'a [u8]); SEND_LIST],
+    n: usize,
+    sent: u64,
+    errors: u64,
+}
+
+impl<'a> Outbox<'a> {
+    fn new(sock: &'a TunnelSocket) -> Self {
+        Outbox {
+            sock,
+            list: [(UNSPEC, &[]); SEND_LIST],
+            n: 0,
+            sent: 0,
+            errors: 0,
+        }
+    }
+
+    fn push(&mut self, to: SocketAddr, datagram: &'a [u8]) {
+        if self.n == SEND_LIST {
+            self.flush();
+        }
+        self.list[self.n] = (to, datagram);
+        self.n += 1;
+    }
+
+    fn flush(&mut self) {
+        if self.n > 0 {
+            let (s, e) = flush(self.sock, &self.list[..self.n]);
+            self.sent += s;
+            self.errors += e;
+            self.n = 0;
+        }
+    }
+}
+
+/// Sends `list`; returns (sent, dropped): what the socket does not take is dropped.
+fn flush(sock: &TunnelSocket, list: &[(SocketAddr, &[u8])]) -> (u64, u64) {
+    let mut off = 0;
+    let mut errors = 0u64;
+    while off < list.len() {
+        match sock.send_batch(&list[off..]) {
+            Ok(0) => {
+                errors += (list.len() - off) as u64;
+                break;
+            }
+            Ok(k) => off += k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                errors += (list.len() - off) as u64;
+                break;
+            }
+            Err(_) => {
+                errors += 1;
+                off += 1;
+            }
+        }
+    }
+    ((list.len() as u64).saturating_sub(errors), errors)
+}
+
 /// One frame towards the switch (vnet header `NONE` + frame) as one message; `false` when the
 /// socketpair did not take it.
-fn write_frame(fd: i32, frame: &[u8]) -> bool {
+fn write_frame(fd: RawFd, frame: &[u8]) -> bool {
     let iov = [
         libc::iovec {
             iov_base: NONE_HDR.as_ptr() as *mut libc::c_void,
@@ -296,4 +401,24 @@ fn write_frame(fd: i32, frame: &[u8]) -> bool {
             return false;
         }
     }
+}
+
+pub(crate) fn epoll_add(ep: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: valid epoll and target fds.
+    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub(crate) fn epoll_del(ep: RawFd, fd: RawFd) -> io::Result<()> {
+    // SAFETY: valid fds; the event argument is ignored for DEL.
+    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

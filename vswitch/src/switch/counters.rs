@@ -28,11 +28,14 @@ pub enum DropReason {
     /// The egress gateway port: only a container's unicast IP to the gateway MAC for an
     /// address outside the network goes in, and what comes out goes to containers only.
     Gateway,
+    /// A flood copy (broadcast, multicast, unknown unicast) for a tunnel port while the
+    /// network does not flood over the underlay (`SwitchConfig::flood_to_tunnel` off).
+    TunnelFlood,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::UnknownPort,
         DropReason::InvalidSourceMac,
@@ -44,6 +47,7 @@ impl DropReason {
         DropReason::Internal,
         DropReason::SplitHorizon,
         DropReason::Gateway,
+        DropReason::TunnelFlood,
     ];
 
     /// A stable name (metrics label).
@@ -60,6 +64,7 @@ impl DropReason {
             DropReason::Internal => "internal",
             DropReason::SplitHorizon => "split_horizon",
             DropReason::Gateway => "gateway",
+            DropReason::TunnelFlood => "tunnel_flood",
         }
     }
 }
@@ -114,6 +119,9 @@ pub struct Counters {
     pub drop_split_horizon: u64,
     /// Dropped: [`DropReason::Gateway`].
     pub drop_gateway: u64,
+    /// Dropped: [`DropReason::TunnelFlood`] (only flood copies are refused this way, so it
+    /// stays 0; the copies are in `flood_copies_denied`).
+    pub drop_tunnel_flood: u64,
 }
 
 impl Counters {
@@ -131,6 +139,7 @@ impl Counters {
             DropReason::Internal => self.drop_internal,
             DropReason::SplitHorizon => self.drop_split_horizon,
             DropReason::Gateway => self.drop_gateway,
+            DropReason::TunnelFlood => self.drop_tunnel_flood,
         }
     }
 
@@ -152,6 +161,7 @@ impl Counters {
             DropReason::Internal => &mut self.drop_internal,
             DropReason::SplitHorizon => &mut self.drop_split_horizon,
             DropReason::Gateway => &mut self.drop_gateway,
+            DropReason::TunnelFlood => &mut self.drop_tunnel_flood,
         };
         *c += 1;
     }

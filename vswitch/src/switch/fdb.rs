@@ -12,6 +12,9 @@
 //! - Expired entries are dropped when looked up, and by a sweep over the table done at most
 //!   once per [`SWEEP_INTERVAL`] (when a new MAC finds the table full) or when the owner
 //!   calls [`Fdb::expire`]. So the cost per frame stays O(1).
+//! - Static entries ([`Fdb::set_static`]: remote overlay endpoints, set by the control plane)
+//!   never age, do not count against the cap, and are never moved or refreshed by learning:
+//!   the control plane is the only authority on where a remote MAC lives.
 //! - The table starts with room for [`INITIAL_CAPACITY`] entries and grows with the number of
 //!   MACs (never past what `cap` needs), so a small network costs little memory; once the
 //!   population is stable, nothing allocates.
@@ -40,6 +43,8 @@ pub(crate) fn millis(d: Duration) -> u64 {
 struct Entry {
     port: PortId,
     seen_ms: u64,
+    /// Set by the control plane: no ageing, no cap, learning leaves it alone.
+    fixed: bool,
 }
 
 /// What [`Fdb::learn`] did.
@@ -56,12 +61,16 @@ pub enum Learned {
     },
     /// Not learned: the table is at its cap.
     Full,
+    /// Not learned: the MAC has a static entry (on this port or another), left unchanged.
+    Static,
 }
 
 /// A MAC learning table with ageing and a cap.
 #[derive(Debug, Clone)]
 pub struct Fdb {
     map: HashMap<MacAddr, Entry>,
+    /// Static entries among `map` (the cap applies to the others).
+    statics: usize,
     cap: usize,
     ageing_ms: u64,
     last_sweep_ms: Option<u64>,
@@ -72,6 +81,7 @@ impl Fdb {
     pub fn new(cap: usize, ageing: Duration) -> Fdb {
         Fdb {
             map: HashMap::with_capacity(cap.min(INITIAL_CAPACITY)),
+            statics: 0,
             cap,
             ageing_ms: millis(ageing),
             last_sweep_ms: None,
@@ -79,13 +89,55 @@ impl Fdb {
     }
 
     fn expired(&self, e: &Entry, now_ms: u64) -> bool {
-        now_ms.saturating_sub(e.seen_ms) >= self.ageing_ms
+        !e.fixed && now_ms.saturating_sub(e.seen_ms) >= self.ageing_ms
+    }
+
+    /// Pins `mac` to `port` (replacing a learned or static entry for it).
+    pub fn set_static(&mut self, mac: MacAddr, port: PortId) {
+        let old = self.map.insert(
+            mac,
+            Entry {
+                port,
+                seen_ms: 0,
+                fixed: true,
+            },
+        );
+        if !old.is_some_and(|e| e.fixed) {
+            self.statics += 1;
+        }
+    }
+
+    /// Removes the static entry of `mac`; returns its port, `None` if it had none (a learned
+    /// entry is left alone).
+    pub fn remove_static(&mut self, mac: &MacAddr) -> Option<PortId> {
+        match self.map.get(mac) {
+            Some(e) if e.fixed => {
+                let port = e.port;
+                self.map.remove(mac);
+                self.statics -= 1;
+                Some(port)
+            }
+            _ => None,
+        }
+    }
+
+    /// The port `mac` is pinned to, if it has a static entry.
+    pub fn static_port(&self, mac: &MacAddr) -> Option<PortId> {
+        self.map.get(mac).filter(|e| e.fixed).map(|e| e.port)
+    }
+
+    /// Number of static entries.
+    pub fn static_len(&self) -> usize {
+        self.statics
     }
 
     /// Records that `mac` was seen as a source on `port` at `now_ms`.
     pub fn learn(&mut self, mac: MacAddr, port: PortId, now_ms: u64) -> Learned {
         let ageing_ms = self.ageing_ms;
         if let Some(e) = self.map.get_mut(&mac) {
+            if e.fixed {
+                return Learned::Static;
+            }
             let stale = now_ms.saturating_sub(e.seen_ms) >= ageing_ms;
             let from = e.port;
             e.port = port;
@@ -100,14 +152,14 @@ impl Fdb {
                 Learned::Moved { from }
             };
         }
-        if self.map.len() >= self.cap {
+        if self.len() >= self.cap {
             let due = self
                 .last_sweep_ms
                 .is_none_or(|t| now_ms.saturating_sub(t) >= millis(SWEEP_INTERVAL));
             if due {
                 self.expire(now_ms);
             }
-            if self.map.len() >= self.cap {
+            if self.len() >= self.cap {
                 return Learned::Full;
             }
         }
@@ -116,6 +168,7 @@ impl Fdb {
             Entry {
                 port,
                 seen_ms: now_ms,
+                fixed: false,
             },
         );
         Learned::New
@@ -145,26 +198,33 @@ impl Fdb {
         let before = self.map.len();
         let ageing_ms = self.ageing_ms;
         self.map
-            .retain(|_, e| now_ms.saturating_sub(e.seen_ms) < ageing_ms);
+            .retain(|_, e| e.fixed || now_ms.saturating_sub(e.seen_ms) < ageing_ms);
         self.last_sweep_ms = Some(now_ms);
         before - self.map.len()
     }
 
-    /// Removes every entry pointing at `port` (the port is going away).
+    /// Removes every entry pointing at `port`, static ones included (the port is going away).
     pub fn flush_port(&mut self, port: PortId) -> usize {
         let before = self.map.len();
-        self.map.retain(|_, e| e.port != port);
+        let mut statics = 0;
+        self.map.retain(|_, e| {
+            let gone = e.port == port;
+            statics += usize::from(gone && e.fixed);
+            !gone
+        });
+        self.statics -= statics;
         before - self.map.len()
     }
 
-    /// Entries held, expired ones not yet removed included (never above the cap).
+    /// Learned entries held, expired ones not yet removed included (never above the cap;
+    /// static entries are not counted: see [`Fdb::static_len`]).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() - self.statics
     }
 
-    /// No entries.
+    /// No learned entries.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// The cap.
@@ -177,7 +237,7 @@ impl Fdb {
         Duration::from_millis(self.ageing_ms)
     }
 
-    /// Live entries at `now_ms`, in no particular order.
+    /// Live entries at `now_ms` (static ones included), in no particular order.
     pub fn entries(&self, now_ms: u64) -> impl Iterator<Item = (MacAddr, PortId)> + '_ {
         self.map
             .iter()
@@ -249,6 +309,33 @@ mod tests {
         assert_eq!(f.len(), 3, "mac(2) expired, mac(0), mac(1), mac(9) live");
         assert_eq!(f.learn(mac(10), PortId(1), 301 * S + 1), Learned::Full);
         assert!(f.len() <= f.cap());
+    }
+
+    #[test]
+    fn static_entries_pinned_uncapped_unaged() {
+        let mut f = Fdb::new(1, Duration::from_secs(10));
+        f.learn(mac(1), PortId(1), 0);
+        f.set_static(mac(2), PortId(7));
+        f.set_static(mac(1), PortId(7));
+        assert_eq!((f.len(), f.static_len()), (0, 2));
+        // Learning never moves or refreshes a static entry, and static ones leave the cap free.
+        assert_eq!(f.learn(mac(2), PortId(1), 5), Learned::Static);
+        assert_eq!(f.learn(mac(1), PortId(7), 5), Learned::Static);
+        assert_eq!(f.learn(mac(3), PortId(1), 5), Learned::New);
+        assert_eq!(f.learn(mac(4), PortId(1), 5), Learned::Full);
+        assert_eq!(f.expire(1_000 * S), 1);
+        assert_eq!(f.lookup(&mac(2), 1_000 * S), Some(PortId(7)));
+        assert_eq!(f.static_port(&mac(1)), Some(PortId(7)));
+        assert_eq!(f.remove_static(&mac(1)), Some(PortId(7)));
+        assert_eq!(f.remove_static(&mac(1)), None);
+        f.learn(mac(5), PortId(7), 1_000 * S);
+        assert_eq!(
+            f.remove_static(&mac(5)),
+            None,
+            "learned entries are not static"
+        );
+        assert_eq!(f.flush_port(PortId(7)), 2);
+        assert_eq!((f.len(), f.static_len()), (0, 0));
     }
 
     #[test]

@@ -8,14 +8,26 @@
 //!    addressed to an 802.1D reserved group, or (anti-spoofing, on by default) comes from a
 //!    container using a MAC or IP that is not its own ([`policy`]);
 //! 2. learns the source MAC on the input port ([`fdb`]: ageing 300 s, per-network cap);
-//! 3. answers an ARP request for any registered address (a container's, or the gateway on the
-//!    host port) itself, writing the reply into the caller's [`Decisions`], to go back out of
-//!    the input port; nothing is flooded;
+//! 3. answers an ARP request for any registered address (a container's, the gateway on the
+//!    host port, or a remote overlay endpoint's) itself, writing the reply into the caller's
+//!    [`Decisions`], to go back out of the input port; nothing is flooded;
 //! 4. steers a container's IP packet for outside the network's subnets, sent to the gateway
 //!    MAC, to the gateway port (the egress NAT engine) when the network has one
 //!    ([`policy::egress_steering`]);
 //! 5. sends a frame to a known unicast MAC to that port, and floods unknown unicast,
-//!    broadcast and multicast to every other port;
+//!    broadcast and multicast to every other port (tunnel ports only with
+//!    [`SwitchConfig::flood_to_tunnel`]);
+//!
+//! # Overlays
+//!
+//! A tunnel port ([`PortKind::Tunnel`], see [`crate::overlay`]) carries the frames of the
+//! containers on other hosts. The control plane registers each of them with
+//! [`Switch::set_remote_endpoint`]: a static FDB entry MAC → tunnel port (never aged, never
+//! moved by learning) and its addresses for ARP answers. With `flood_to_tunnel` off (cluster
+//! overlays) nothing is flooded to a tunnel and nothing is learned from one, so the underlay
+//! only carries unicast to known remote MACs. A local port always wins over a remote
+//! endpoint: a remote MAC or address that a local port holds is refused, and a local port
+//! added with a remote endpoint's MAC or address takes it over.
 //!
 //! and checks every output port (unicast, each member of a flood, the owner of an ARP
 //! target) against [`policy::egress_allows`]: ICC, internal networks, split horizon, never
@@ -117,6 +129,12 @@ pub enum Error {
     /// A second gateway port, or one without a MAC.
     #[error("a network has at most one gateway port, with a MAC")]
     BadGatewayPort,
+    /// A remote endpoint on a port that is not a tunnel.
+    #[error("{0} is not a tunnel port")]
+    NotATunnel(PortId),
+    /// A remote endpoint with the MAC of a local port.
+    #[error("MAC address {0} belongs to local {1}")]
+    MacInUse(MacAddr, PortId),
 }
 
 /// Behaviour of one network's switch.
@@ -134,6 +152,11 @@ pub struct SwitchConfig {
     pub fdb_cap: usize,
     /// FDB ageing time ([`DEFAULT_AGEING`]).
     pub ageing: Duration,
+    /// Flood broadcast, multicast and unknown unicast to tunnel ports, and learn MACs from
+    /// them (flood-and-learn overlays with static peers, as the kernel's `vxlan`). Off by
+    /// default: cluster overlays know every remote endpoint and flood nothing over the
+    /// underlay.
+    pub flood_to_tunnel: bool,
 }
 
 impl Default for SwitchConfig {
@@ -145,6 +168,7 @@ impl Default for SwitchConfig {
             anti_spoofing: true,
             fdb_cap: DEFAULT_FDB_CAP,
             ageing: DEFAULT_AGEING,
+            flood_to_tunnel: false,
         }
     }
 }
@@ -258,7 +282,23 @@ pub struct Switch {
     addrs: HashMap<IpAddr, PortId>,
     /// The egress gateway port, if any ([`PortKind::Gateway`]).
     gateway: Option<PortId>,
+    /// Ports' own MACs (the first port configured with each), so nothing from outside can
+    /// claim them.
+    local_macs: HashMap<MacAddr, PortId>,
+    /// Remote overlay endpoints by MAC.
+    remotes: HashMap<MacAddr, RemoteEndpoint>,
+    /// Remote endpoints' addresses, for ARP answers.
+    remote_ips: HashMap<IpAddr, MacAddr>,
     counters: Counters,
+}
+
+/// A container on another host, reached through a tunnel port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    /// The tunnel port.
+    pub port: PortId,
+    /// Its addresses (the switch answers ARP for the IPv4 ones).
+    pub ips: Vec<IpAddr>,
 }
 
 impl Switch {
@@ -271,6 +311,9 @@ impl Switch {
             port_count: 0,
             addrs: HashMap::new(),
             gateway: None,
+            local_macs: HashMap::new(),
+            remotes: HashMap::new(),
+            remote_ips: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -288,6 +331,11 @@ impl Switch {
     /// Turns anti-spoofing on or off.
     pub fn set_anti_spoofing(&mut self, on: bool) {
         self.config.anti_spoofing = on;
+    }
+
+    /// Turns flooding to (and learning from) tunnel ports on or off.
+    pub fn set_flood_to_tunnel(&mut self, on: bool) {
+        self.config.flood_to_tunnel = on;
     }
 
     /// Makes the network internal or not.
@@ -331,8 +379,14 @@ impl Switch {
         // A gateway port's addresses are the host port's (see `PortConfig::gateway`).
         if cfg.kind != PortKind::Gateway {
             for a in addrs {
+                self.forget_remote_ip(a);
                 self.addrs.insert(a, id);
             }
+        }
+        if let Some(m) = cfg.mac {
+            // Local wins: a remote endpoint with this MAC was stale.
+            self.remove_remote_endpoint(m);
+            self.local_macs.entry(m).or_insert(id);
         }
         if cfg.kind == PortKind::Gateway {
             self.gateway = Some(id);
@@ -367,10 +421,111 @@ impl Switch {
         }
         self.fdb.flush_port(id);
         self.addrs.retain(|_, p| *p != id);
+        if cfg.kind == PortKind::Tunnel {
+            let remotes = &mut self.remotes;
+            remotes.retain(|_, r| r.port != id);
+            self.remote_ips.retain(|_, m| remotes.contains_key(m));
+        }
         while matches!(self.ports.last(), Some(None)) {
             self.ports.pop();
         }
+        if let Some(m) = cfg.mac {
+            if self.local_macs.get(&m) == Some(&id) {
+                self.local_macs.remove(&m);
+                let other = self.ports().find(|(_, p)| p.mac == Some(m)).map(|(i, _)| i);
+                if let Some(other) = other {
+                    self.local_macs.insert(m, other);
+                }
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Registers a container on another host behind tunnel port `tunnel`: frames for `mac`
+    /// go to that port (a static FDB entry: not aged, not moved by learning) and ARP requests
+    /// for its IPv4 addresses are answered by the switch, subject to the same policy as for a
+    /// local container. Replaces an earlier registration of `mac`; an address registered for
+    /// another remote MAC moves to this one. Refused: a port that is not a tunnel, a MAC or
+    /// an address a local port holds, an invalid MAC or address.
+    pub fn set_remote_endpoint(
+        &mut self,
+        tunnel: PortId,
+        mac: MacAddr,
+        ips: &[IpAddr],
+    ) -> Result<(), Error> {
+        let port = self.port(tunnel).ok_or(Error::NoSuchPort(tunnel))?;
+        if port.kind != PortKind::Tunnel {
+            return Err(Error::NotATunnel(tunnel));
+        }
+        if !mac.is_valid_source() {
+            return Err(Error::InvalidMac(mac));
+        }
+        if let Some(&p) = self.local_macs.get(&mac) {
+            return Err(Error::MacInUse(mac, p));
+        }
+        for (i, &a) in ips.iter().enumerate() {
+            if a.is_unspecified() || a.is_multicast() {
+                return Err(Error::InvalidAddress(a));
+            }
+            if let Some(&p) = self.addrs.get(&a) {
+                return Err(Error::AddressInUse(a, p));
+            }
+            if ips[..i].contains(&a) {
+                return Err(Error::AddressInUse(a, tunnel));
+            }
+        }
+        self.remove_remote_endpoint(mac);
+        for &a in ips {
+            self.forget_remote_ip(a);
+            self.remote_ips.insert(a, mac);
+        }
+        self.remotes.insert(
+            mac,
+            RemoteEndpoint {
+                port: tunnel,
+                ips: ips.to_vec(),
+            },
+        );
+        self.fdb.set_static(mac, tunnel);
+        Ok(())
+    }
+
+    /// Forgets a remote endpoint (its FDB entry and addresses); `false` if it was not known.
+    pub fn remove_remote_endpoint(&mut self, mac: MacAddr) -> bool {
+        let Some(r) = self.remotes.remove(&mac) else {
+            return false;
+        };
+        for a in &r.ips {
+            if self.remote_ips.get(a) == Some(&mac) {
+                self.remote_ips.remove(a);
+            }
+        }
+        self.fdb.remove_static(&mac);
+        true
+    }
+
+    /// The remote endpoint registered for `mac`.
+    pub fn remote_endpoint(&self, mac: MacAddr) -> Option<&RemoteEndpoint> {
+        self.remotes.get(&mac)
+    }
+
+    /// Every remote endpoint.
+    pub fn remote_endpoints(&self) -> impl Iterator<Item = (MacAddr, &RemoteEndpoint)> + '_ {
+        self.remotes.iter().map(|(m, r)| (*m, r))
+    }
+
+    /// The remote MAC that owns `a`, if any.
+    pub fn remote_owner_of(&self, a: IpAddr) -> Option<MacAddr> {
+        self.remote_ips.get(&a).copied()
+    }
+
+    /// Drops `a` from the remote endpoint holding it.
+    fn forget_remote_ip(&mut self, a: IpAddr) {
+        if let Some(m) = self.remote_ips.remove(&a) {
+            if let Some(r) = self.remotes.get_mut(&m) {
+                r.ips.retain(|x| *x != a);
+            }
+        }
     }
 
     /// The port `id`, if it exists.
@@ -463,9 +618,9 @@ impl Switch {
         let info = FrameInfo::parse(frame)?;
         policy::ingress_allows(&self.config, from, &info)?;
 
-        if policy::learns_source(from) {
+        if policy::learns_source(&self.config, (in_port, from), &self.local_macs, &info) {
             match self.fdb.learn(info.src_mac, in_port, now_ms) {
-                Learned::Refreshed => {}
+                Learned::Refreshed | Learned::Static => {}
                 Learned::New => self.counters.fdb_learned += 1,
                 Learned::Moved { .. } => self.counters.fdb_moved += 1,
                 Learned::Full => self.counters.fdb_full += 1,
@@ -518,7 +673,10 @@ impl Switch {
                 if to == in_port {
                     continue;
                 }
-                match policy::egress_allows(&self.config, (in_port, from), (to, dest), &info) {
+                let allowed =
+                    policy::egress_allows(&self.config, (in_port, from), (to, dest), &info)
+                        .and_then(|()| policy::flood_allows(&self.config, dest.kind));
+                match allowed {
                     Ok(()) => {
                         out.tx.push(Tx {
                             port: to,
@@ -537,7 +695,8 @@ impl Switch {
 
     /// ARP suppression: a request for a registered address (not an announcement, not for
     /// the asker's own address) is answered by the switch if the policy would let the request
-    /// reach the owner; refused by the policy, it is dropped (not flooded either).
+    /// reach the owner (a remote endpoint's owner is its tunnel port); refused by the policy,
+    /// it is dropped (not flooded either). Local addresses win over remote ones.
     fn arp_suppress(
         &mut self,
         in_port: PortId,
@@ -550,8 +709,16 @@ impl Switch {
         if req.op != ArpOp::REQUEST || req.is_announcement() {
             return Ok(None);
         }
-        let Some(&owner) = self.addrs.get(&IpAddr::V4(req.tpa)) else {
-            return Ok(None);
+        let target = IpAddr::V4(req.tpa);
+        let (owner, remote_mac) = match self.addrs.get(&target) {
+            Some(&owner) => (owner, None),
+            None => match self.remote_ips.get(&target) {
+                Some(m) => match self.remotes.get(m) {
+                    Some(r) => (r.port, Some(*m)),
+                    None => return Ok(None),
+                },
+                None => return Ok(None),
+            },
         };
         if owner == in_port {
             return Ok(None);
@@ -561,7 +728,7 @@ impl Switch {
         let (Some(from), Some(dest)) = (from, dest) else {
             return Ok(None);
         };
-        let Some(owner_mac) = dest.mac else {
+        let Some(owner_mac) = remote_mac.or(dest.mac) else {
             return Ok(None);
         };
         policy::egress_allows(&self.config, (in_port, from), (owner, dest), info)?;

@@ -3,7 +3,8 @@
 //!
 //! [`ingress_allows`] runs once per frame, before the source MAC is learned; [`egress_allows`]
 //! runs for the unicast destination, for every member of a flood, and for the owner of the
-//! address an ARP request asks for before the switch answers it. Each rule is a function
+//! address an ARP request asks for before the switch answers it (a remote endpoint's owner
+//! is its tunnel port); [`flood_allows`] runs in addition for every member of a flood. Each rule is a function
 //! named after the behaviour it implements, returning the [`DropReason`] that the counters
 //! record.
 //!
@@ -12,6 +13,7 @@
 //! port on each, and the switch never routes). Anything crossing networks goes through a
 //! container's own IP stack, as with Docker.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::counters::DropReason;
@@ -241,10 +243,40 @@ pub(crate) fn gateway_allows(
     Ok(())
 }
 
-/// Source MACs are learned from every port but the gateway's: it shares the gateway MAC with
-/// the host port, where the FDB must keep it.
-pub(crate) fn learns_source(from: &PortConfig) -> bool {
-    from.kind != PortKind::Gateway
+/// Source MACs are learned from every port but
+///
+/// - the gateway's: it shares the gateway MAC with the host port, where the FDB must keep it;
+/// - a tunnel's when the network does not flood over the underlay (cluster overlays): remote
+///   MACs are then set by the control plane only (static entries), so nothing arriving from
+///   the underlay can claim a MAC;
+/// - a tunnel's or the host's for a MAC that another local port is configured with
+///   (`local_macs`): a container's MAC is never hijacked from outside.
+pub(crate) fn learns_source(
+    config: &SwitchConfig,
+    from: (PortId, &PortConfig),
+    local_macs: &HashMap<MacAddr, PortId>,
+    f: &FrameInfo,
+) -> bool {
+    match from.1.kind {
+        PortKind::Gateway => false,
+        PortKind::Tunnel if !config.flood_to_tunnel => false,
+        PortKind::Container => true,
+        PortKind::Tunnel | PortKind::Host => {
+            local_macs.get(&f.src_mac).is_none_or(|&p| p == from.0)
+        }
+    }
+}
+
+/// Nothing is flooded over the underlay unless the network asks for it
+/// (`SwitchConfig::flood_to_tunnel`, flood-and-learn with static peers): a cluster overlay
+/// knows every remote MAC and answers ARP for remote addresses itself, so broadcast,
+/// multicast and unknown unicast stay on the host.
+pub(crate) fn flood_allows(config: &SwitchConfig, to: PortKind) -> Result<(), DropReason> {
+    if to == PortKind::Tunnel && !config.flood_to_tunnel {
+        Err(DropReason::TunnelFlood)
+    } else {
+        Ok(())
+    }
 }
 
 /// Never send a frame back out of the port it came in on.

@@ -453,6 +453,7 @@ fn setup(
         anti_spoofing: cfg.anti_spoofing,
         fdb_cap: cap,
         ageing: DEFAULT_AGEING,
+        flood_to_tunnel: true,
     });
     let mut ports = Vec::new();
     let mut add = |sw: &mut Switch, p: OPort| {
