@@ -1,1 +1,308 @@
-//! Tunnel hosts over loopback (no root needed): see below.
+//! Tunnel hosts over loopback (no root needed): 127.0.0.x addresses are all local, so several
+//! "hosts" share one port on different addresses.
+
+use super::*;
+use crate::port::tap::VNET_HDR_LEN;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+fn lo(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+/// Tunnel hosts on 127.0.0.{lasts} sharing one port (found free on the first address).
+fn hosts(lasts: &[u8]) -> Vec<TunnelHost> {
+    let probe = TunnelHost::start(SocketAddr::new(lo(lasts[0]), 0), 0).unwrap();
+    let port = probe.local_addr().port();
+    drop(probe);
+    lasts
+        .iter()
+        .map(|&l| TunnelHost::start(SocketAddr::new(lo(l), port), port).unwrap())
+        .collect()
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    for (i, b) in f.iter_mut().enumerate().skip(14) {
+        *b = i as u8;
+    }
+    f
+}
+
+fn send(io: &PortIo, frame: &[u8]) {
+    let mut msg = vec![0u8; VNET_HDR_LEN];
+    msg.extend_from_slice(frame);
+    // SAFETY: writing our buffer.
+    let r = unsafe { libc::write(io.file.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    assert_eq!(r as usize, msg.len());
+}
+
+/// The next message on the port within `wait`, without its vnet header (checked NONE).
+fn recv(io: &PortIo, wait: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        // SAFETY: reading into our buffer.
+        let r = unsafe { libc::read(io.file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r > 0 {
+            let r = r as usize;
+            assert!(r >= VNET_HDR_LEN);
+            assert_eq!(&buf[..VNET_HDR_LEN], &[0u8; VNET_HDR_LEN]);
+            return Some(buf[VNET_HDR_LEN..r].to_vec());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// A VXLAN datagram for `vni` carrying a broadcast frame.
+fn datagram(vni: u32) -> Vec<u8> {
+    let inner = frame([0xff; 6], MAC_B, 60);
+    let mut out = vec![0u8; 200];
+    let n = encap::encapsulate(vni, &inner, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+const MAC_A: [u8; 6] = [2, 0x42, 10, 0, 0, 1];
+const MAC_B: [u8; 6] = [2, 0x42, 10, 0, 0, 2];
+const MAC_C: [u8; 6] = [2, 0x42, 10, 0, 0, 3];
+const SHORT: Duration = Duration::from_millis(200);
+const LONG: Duration = Duration::from_secs(2);
+
+#[test]
+fn flood_mode_reaches_every_peer_and_unicast_only_its_vtep() {
+    let h = hosts(&[11, 12, 13]);
+    let (a, b, c) = (&h[0], &h[1], &h[2]);
+    let vni = 300;
+    let pa = a.attach(vni, true).unwrap();
+    let pb = b.attach(vni, true).unwrap();
+    let pc = c.attach(vni, true).unwrap();
+    assert!(a.add_peer(vni, lo(12)));
+    assert!(!a.add_peer(vni, lo(12)));
+    a.add_peer(vni, lo(13));
+    b.add_peer(vni, lo(11));
+    c.add_peer(vni, lo(11));
+    // Broadcast: both peers get it, byte for byte.
+    let bc = frame([0xff; 6], MAC_A, 60);
+    send(&pa, &bc);
+    assert_eq!(recv(&pb, LONG).as_deref(), Some(&bc[..]));
+    assert_eq!(recv(&pc, LONG).as_deref(), Some(&bc[..]));
+    // Unknown unicast floods too.
+    let uu = frame(MAC_B, MAC_A, 100);
+    send(&pa, &uu);
+    assert_eq!(recv(&pb, LONG).as_deref(), Some(&uu[..]));
+    assert_eq!(recv(&pc, LONG).as_deref(), Some(&uu[..]));
+    // Known unicast: only to its VTEP. A large frame crosses whole.
+    a.set_remote_mac(vni, MacAddr(MAC_B), lo(12));
+    assert_eq!(a.remote_mac(vni, MacAddr(MAC_B)), Some(lo(12)));
+    let big = frame(MAC_B, MAC_A, 9000);
+    send(&pa, &big);
+    assert_eq!(recv(&pb, LONG).as_deref(), Some(&big[..]));
+    assert_eq!(recv(&pc, SHORT), None);
+    // Reverse direction.
+    let back = frame(MAC_A, MAC_B, 64);
+    send(&pb, &back);
+    assert_eq!(recv(&pa, LONG).as_deref(), Some(&back[..]));
+    // Forgetting the MAC floods again.
+    assert!(a.remove_remote_mac(vni, MacAddr(MAC_B)));
+    assert!(!a.remove_remote_mac(vni, MacAddr(MAC_B)));
+    send(&pa, &big);
+    assert!(recv(&pb, LONG).is_some());
+    assert!(recv(&pc, LONG).is_some());
+    let s = a.stats(vni).unwrap();
+    assert_eq!(s.tx_frames, 4);
+    assert_eq!(s.tx_datagrams, 7);
+    assert_eq!(s.rx_frames, 1);
+    assert_eq!(s.dropped.total(), 0);
+    // Removing a peer removes its MACs and stops floods to it.
+    a.set_remote_mac(vni, MacAddr(MAC_C), lo(13));
+    assert!(a.remove_peer(vni, lo(13)));
+    assert_eq!(a.remote_mac(vni, MacAddr(MAC_C)), None);
+    assert_eq!(a.peers(vni), vec![lo(12)]);
+    send(&pa, &bc);
+    assert!(recv(&pb, LONG).is_some());
+    assert_eq!(recv(&pc, SHORT), None);
+}
+
+#[test]
+fn several_vnis_share_one_socket() {
+    let h = hosts(&[21, 22]);
+    let (a, b) = (&h[0], &h[1]);
+    let a1 = a.attach(256, false).unwrap();
+    let a2 = a.attach(257, false).unwrap();
+    let b1 = b.attach(256, false).unwrap();
+    let b2 = b.attach(257, false).unwrap();
+    assert_eq!(a.vnis(), vec![256, 257]);
+    assert!(matches!(
+        a.attach(256, true),
+        Err(OverlayError::VniInUse(256))
+    ));
+    assert!(matches!(
+        a.attach(1 << 24, true),
+        Err(OverlayError::BadVni(_))
+    ));
+    // The same MAC lives on different hosts in the two networks: each VNI has its table.
+    a.set_remote_mac(256, MacAddr(MAC_B), lo(22));
+    a.set_remote_mac(257, MacAddr(MAC_B), lo(22));
+    b.add_peer(256, lo(21));
+    b.add_peer(257, lo(21));
+    let f1 = frame(MAC_B, MAC_A, 80);
+    let f2 = frame(MAC_B, MAC_A, 90);
+    send(&a1, &f1);
+    send(&a2, &f2);
+    assert_eq!(recv(&b1, LONG).as_deref(), Some(&f1[..]));
+    assert_eq!(recv(&b2, LONG).as_deref(), Some(&f2[..]));
+    assert_eq!(recv(&b1, SHORT), None);
+    // Back on each VNI, to its own switch only.
+    b.set_remote_mac(257, MacAddr(MAC_A), lo(21));
+    let r = frame(MAC_A, MAC_B, 70);
+    send(&b2, &r);
+    assert_eq!(recv(&a2, LONG).as_deref(), Some(&r[..]));
+    assert_eq!(recv(&a1, SHORT), None);
+    assert_eq!(a.stats(257).unwrap().rx_frames, 1);
+    assert_eq!(a.stats(256).unwrap().rx_frames, 0);
+    // Detached: datagrams for it are dropped as an unknown VNI, the other VNI still works.
+    a.detach(256).unwrap();
+    assert!(matches!(a.detach(256), Err(OverlayError::NotAttached(256))));
+    assert_eq!(a.stats(256), None);
+    b.set_remote_mac(256, MacAddr(MAC_A), lo(21));
+    send(&b1, &r);
+    assert!(wait_for(|| a.host_stats().unknown_vni == 1));
+    send(&b2, &r);
+    assert_eq!(recv(&a2, LONG).as_deref(), Some(&r[..]));
+    // Re-attach starts afresh (peers, MACs forgotten).
+    let a1 = a.attach(256, false).unwrap();
+    assert!(a.peers(256).is_empty());
+    send(&b1, &r);
+    assert!(wait_for(|| a
+        .stats(256)
+        .is_some_and(|s| s.dropped.unknown_vtep == 1)));
+    assert_eq!(recv(&a1, SHORT), None);
+}
+
+#[test]
+fn cluster_mode_floods_nothing() {
+    let h = hosts(&[31, 32]);
+    let (a, b) = (&h[0], &h[1]);
+    let pa = a.attach(400, false).unwrap();
+    let pb = b.attach(400, false).unwrap();
+    a.add_peer(400, lo(32));
+    b.add_peer(400, lo(31));
+    send(&pa, &frame([0xff; 6], MAC_A, 60));
+    send(&pa, &frame([0x33, 0x33, 0, 0, 0, 1], MAC_A, 60));
+    send(&pa, &frame(MAC_B, MAC_A, 60));
+    assert!(wait_for(|| a.stats(400).unwrap().dropped.not_flooded == 3));
+    assert_eq!(recv(&pb, SHORT), None);
+    assert_eq!(b.stats(400).unwrap().rx_datagrams, 0);
+    a.set_remote_mac(400, MacAddr(MAC_B), lo(32));
+    send(&pa, &frame(MAC_B, MAC_A, 60));
+    assert!(recv(&pb, LONG).is_some());
+    let s = a.stats(400).unwrap();
+    assert_eq!((s.tx_frames, s.tx_datagrams), (4, 1));
+}
+
+#[test]
+fn burst_of_equal_frames_arrives_in_order() {
+    // What the datapath sends for a segmented TCP stream: many MTU-sized frames for one MAC
+    // (a GSO run where the kernel has UDP GSO, sendmmsg otherwise).
+    let h = hosts(&[41, 42]);
+    let (a, b) = (&h[0], &h[1]);
+    let pa = a.attach(500, false).unwrap();
+    let pb = b.attach(500, false).unwrap();
+    a.set_remote_mac(500, MacAddr(MAC_B), lo(42));
+    b.add_peer(500, lo(41));
+    let frames: Vec<Vec<u8>> = (0..100)
+        .map(|i| {
+            let mut f = frame(MAC_B, MAC_A, if i % 50 == 49 { 700 } else { 1464 });
+            f[14] = i as u8;
+            f
+        })
+        .collect();
+    for f in &frames {
+        send(&pa, f);
+    }
+    for f in &frames {
+        assert_eq!(recv(&pb, LONG).as_deref(), Some(&f[..]));
+    }
+    let s = a.stats(500).unwrap();
+    assert_eq!(
+        (s.tx_frames, s.tx_datagrams, s.dropped.total()),
+        (100, 100, 0)
+    );
+}
+
+#[test]
+fn filters_and_counts_drops() {
+    let h = hosts(&[51, 52]);
+    let (a, b) = (&h[0], &h[1]);
+    let port = a.local_addr();
+    let pa = a.attach(301, true).unwrap();
+    a.attach(302, true).unwrap();
+    a.add_peer(301, lo(52));
+    // Unknown VTEP (127.0.0.53), a known VTEP of VNI 301 sending on 302 (not its peer there),
+    // a VNI not attached, and garbage.
+    let stranger = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 53), 0)).unwrap();
+    stranger.send_to(&datagram(301), port).unwrap();
+    let known = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 52), 0)).unwrap();
+    known.send_to(&datagram(302), port).unwrap();
+    known.send_to(&datagram(999), port).unwrap();
+    known.send_to(&[0xff; 5], port).unwrap();
+    known.send_to(&[0u8; 40], port).unwrap();
+    assert!(wait_for(|| a.host_stats().rx_datagrams == 5));
+    let hs = a.host_stats();
+    assert_eq!((hs.unknown_vni, hs.malformed), (1, 2));
+    assert_eq!(a.stats(301).unwrap().dropped.unknown_vtep, 1);
+    assert_eq!(a.stats(302).unwrap().dropped.unknown_vtep, 1);
+    assert_eq!(a.stats(301).unwrap().rx_frames, 0);
+    assert_eq!(recv(&pa, SHORT), None);
+    // A good one from a known VTEP with any source port passes.
+    known.send_to(&datagram(301), port).unwrap();
+    assert!(recv(&pa, LONG).is_some());
+    // From the switch: a runt frame, and a flood with no peer.
+    let pb = b.attach(301, true).unwrap();
+    send(&pb, &[1, 2, 3]);
+    send(&pb, &frame([0xff; 6], MAC_B, 60));
+    assert!(wait_for(|| b.stats(301).unwrap().dropped.no_peer == 1));
+    let s = b.stats(301).unwrap();
+    assert_eq!(s.dropped.bad_frame, 1);
+    assert_eq!(s.tx_frames, 2);
+    assert_eq!(s.tx_datagrams, 0);
+}
+
+#[test]
+fn switch_side_close_and_shutdown() {
+    let mut h = TunnelHost::start(SocketAddr::new(lo(61), 0), 0).unwrap();
+    assert!(h.is_running());
+    // Closing the switch side leaves the thread serving the others.
+    let p1 = h.attach(600, true).unwrap();
+    let p2 = h.attach(601, true).unwrap();
+    drop(p1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(h.is_running());
+    send(&p2, &frame([0xff; 6], MAC_A, 60));
+    assert!(wait_for(|| h.stats(601).unwrap().dropped.no_peer == 1));
+    h.detach(600).unwrap();
+    // Shutdown (explicit, then again on drop) stops it; no attach afterwards.
+    h.shutdown();
+    assert!(!h.is_running());
+    assert!(matches!(h.attach(602, true), Err(OverlayError::Stopped)));
+    h.shutdown();
+}
