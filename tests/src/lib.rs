@@ -628,3 +628,170 @@ pub fn fails(o: Output) -> String {
     );
     stderr(&o)
 }
+
+/// How long etcd may take to report healthy.
+pub const ETCD_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// etcd's client and peer ports (each test has its own namespace, so these never clash).
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+pub const ETCD_PEER_PORT: u16 = 2380;
+
+/// Debian's etcd (`/usr/bin/etcd`, package etcd-server) running inside a test namespace,
+/// listening on `ip` (e.g. 127.0.0.1 in that namespace, or a veth address), with its own
+/// data directory. Killed, and its data removed, on drop.
+pub struct Etcd {
+    pub ns_name: String,
+    pub ip: String,
+    pub dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Etcd {
+    /// Start etcd in `ns` and wait (bounded) until it reports healthy.
+    pub fn start(ns: &Netns, ip: &str) -> Etcd {
+        require_root();
+        assert!(
+            Path::new("/usr/bin/etcd").exists(),
+            "/usr/bin/etcd missing: install etcd-server (scripts/setup.sh does)"
+        );
+        let mut e = Etcd {
+            ns_name: ns.name.clone(),
+            ip: ip.to_string(),
+            dir: TempDir::new("etcd"),
+            child: None,
+        };
+        e.spawn();
+        e
+    }
+
+    fn host(&self) -> String {
+        if self.ip.contains(':') {
+            format!("[{}]", self.ip)
+        } else {
+            self.ip.clone()
+        }
+    }
+
+    /// `http://IP:2379`.
+    pub fn client_url(&self) -> String {
+        format!("http://{}:{ETCD_CLIENT_PORT}", self.host())
+    }
+
+    /// `etcd://IP:2379`, as `vswitchd --cluster-store` takes it.
+    pub fn store_url(&self) -> String {
+        format!("etcd://{}:{ETCD_CLIENT_PORT}", self.host())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("etcd.log")).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.0.join("etcd.log"))
+            .expect("etcd log");
+        let client = self.client_url();
+        let peer = format!("http://{}:{ETCD_PEER_PORT}", self.host());
+        let mut cmd = Command::new("/usr/bin/etcd");
+        in_netns(&mut cmd, &self.ns_name);
+        cmd.arg("--name")
+            .arg("n0")
+            .arg("--data-dir")
+            .arg(self.dir.0.join("data"))
+            .arg("--listen-client-urls")
+            .arg(&client)
+            .arg("--advertise-client-urls")
+            .arg(&client)
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("n0={peer}"))
+            .arg("--initial-cluster-state")
+            .arg("new")
+            .arg("--logger")
+            .arg("zap")
+            .arg("--log-outputs")
+            .arg("stderr")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn etcd"));
+        self.wait_healthy();
+    }
+
+    /// Whether `GET /health` answers `"health":"true"` (curl run inside the namespace).
+    pub fn is_healthy(&self) -> bool {
+        let mut cmd = Command::new("curl");
+        in_netns(&mut cmd, &self.ns_name);
+        cmd.args(["-s", "-m", "2", &format!("{}/health", self.client_url())]);
+        let out = run(&mut cmd);
+        out.status.success()
+            && stdout(&out)
+                .replace(' ', "")
+                .contains("\"health\":\"true\"")
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + ETCD_START_TIMEOUT;
+        loop {
+            if self.is_healthy() {
+                return;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("etcd exited early ({st}); log:\n{}", self.log());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd not healthy within {ETCD_START_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL and reap (its data stays, for `restart`).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kill (if running) and start again on the same data; waits until healthy.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Run `f` on a new thread that has entered the named network namespace (sockets it makes
+/// live there), and return its result; a panic in `f` is re-raised here.
+pub fn in_netns_thread<T: Send + 'static>(
+    ns_name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    use std::os::unix::io::AsRawFd;
+    let path = format!("/run/netns/{ns_name}");
+    let h = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns(2) on a valid namespace fd; it affects only this thread.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    });
+    match h.join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
