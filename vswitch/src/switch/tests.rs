@@ -636,7 +636,11 @@ fn internal_network_blocks_off_subnet() {
 
 #[test]
 fn tunnel_split_horizon_and_icc() {
-    let mut sw = Switch::new(SwitchConfig::default());
+    // Flood-and-learn: the remote MAC is learned from the tunnel.
+    let mut sw = Switch::new(SwitchConfig {
+        flood_to_tunnel: true,
+        ..SwitchConfig::default()
+    });
     let t1 = sw.add_port(PortConfig::tunnel()).expect("t1");
     let t2 = sw.add_port(PortConfig::tunnel()).expect("t2");
     let c = sw
@@ -907,4 +911,212 @@ fn relay_answers_to_the_gateway_address_go_to_the_gateway_port() {
         n.send(a, &to(60999, false), secs(1)).0,
         Verdict::Forward(n.host)
     );
+}
+
+/// A remote container of the overlay (on another host, behind the tunnel).
+fn rmac(last: u8) -> MacAddr {
+    MacAddr::from_ipv4(Ipv4Addr::new(172, 18, 1, last))
+}
+
+/// `Net` plus a tunnel port.
+fn with_tunnel(config: SwitchConfig) -> (Net, PortId) {
+    let mut n = Net::new(config);
+    let t = n.sw.add_port(PortConfig::tunnel()).expect("tunnel");
+    (n, t)
+}
+
+#[test]
+fn remote_endpoint_unicast_and_arp_answered_locally() {
+    let (mut n, t) = with_tunnel(SwitchConfig::default());
+    let a = n.c[0];
+    let r_ip = IpAddr::V4(ip4("172.18.1.5"));
+    let r_ip6 = IpAddr::V6(ip6("fd00::1:5"));
+    n.sw.set_remote_endpoint(t, rmac(5), &[r_ip, r_ip6])
+        .expect("remote");
+    assert_eq!(n.sw.remote_owner_of(r_ip), Some(rmac(5)));
+    assert_eq!(n.sw.remote_endpoint(rmac(5)).map(|r| r.port), Some(t));
+    // Unicast to the remote MAC: to the tunnel only, from the first frame (static entry).
+    let f = udp4(cmac(2), rmac(5), "172.18.0.2", "172.18.1.5");
+    assert_eq!(n.send(a, &f, secs(1)), (Verdict::Forward(t), vec![t]));
+    // ARP for the remote address: answered by the switch with the remote MAC.
+    let req = ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.1.5"));
+    let (v, ports) = n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1));
+    assert_eq!((v, ports), (Verdict::ArpReply, vec![a]));
+    let reply = EthernetFrame::new_checked(n.out.reply(0)).expect("reply");
+    assert_eq!((reply.src_addr(), reply.dst_addr()), (rmac(5), cmac(2)));
+    let want = req.reply(rmac(5));
+    let got = crate::wire::ArpPacket::new_checked(reply.payload()).expect("arp");
+    assert_eq!(ArpRepr::parse(&got), want);
+    // Never aged out.
+    assert_eq!(n.send(a, &f, secs(10_000)), (Verdict::Forward(t), vec![t]));
+    // Not moved by learning: a container sending with that MAC (anti-spoofing off).
+    n.sw.set_anti_spoofing(false);
+    n.send(n.c[1], &raw(rmac(5), MacAddr::BROADCAST), secs(10_001));
+    assert_eq!(n.send(a, &f, secs(10_002)), (Verdict::Forward(t), vec![t]));
+    // Gone: ARP for it is flooded locally (not to the tunnel), frames to it too.
+    assert!(n.sw.remove_remote_endpoint(rmac(5)));
+    assert!(!n.sw.remove_remote_endpoint(rmac(5)));
+    assert_eq!(n.sw.remote_owner_of(r_ip), None);
+    let (v, ports) = n.send(
+        a,
+        &arp_frame(cmac(2), MacAddr::BROADCAST, &req),
+        secs(10_003),
+    );
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    assert!(!ports.contains(&t));
+}
+
+#[test]
+fn remote_endpoint_validation_and_local_wins() {
+    let (mut n, t) = with_tunnel(SwitchConfig::default());
+    let [a, b, _] = n.c;
+    let r = IpAddr::V4(ip4("172.18.1.5"));
+    assert_eq!(
+        n.sw.set_remote_endpoint(a, rmac(5), &[r]),
+        Err(Error::NotATunnel(a))
+    );
+    assert_eq!(
+        n.sw.set_remote_endpoint(PortId(99), rmac(5), &[r]),
+        Err(Error::NoSuchPort(PortId(99)))
+    );
+    assert_eq!(
+        n.sw.set_remote_endpoint(t, MacAddr::BROADCAST, &[r]),
+        Err(Error::InvalidMac(MacAddr::BROADCAST))
+    );
+    // A local port's MAC or address is never taken by a remote endpoint.
+    assert_eq!(
+        n.sw.set_remote_endpoint(t, cmac(3), &[r]),
+        Err(Error::MacInUse(cmac(3), b))
+    );
+    assert_eq!(
+        n.sw.set_remote_endpoint(t, GW_MAC, &[]),
+        Err(Error::MacInUse(GW_MAC, n.host))
+    );
+    let local = IpAddr::V4(ip4("172.18.0.3"));
+    assert_eq!(
+        n.sw.set_remote_endpoint(t, rmac(5), &[local]),
+        Err(Error::AddressInUse(local, b))
+    );
+    assert_eq!(
+        n.sw.set_remote_endpoint(t, rmac(5), &[r, r]),
+        Err(Error::AddressInUse(r, t))
+    );
+    let mc = IpAddr::V4(ip4("224.0.0.1"));
+    assert_eq!(
+        n.sw.set_remote_endpoint(t, rmac(5), &[mc]),
+        Err(Error::InvalidAddress(mc))
+    );
+    assert_eq!(n.sw.remote_endpoints().count(), 0);
+    assert_eq!(n.sw.fdb().static_len(), 0);
+    // An address moves between remote endpoints; re-setting replaces the addresses.
+    n.sw.set_remote_endpoint(t, rmac(5), &[r]).expect("r5");
+    n.sw.set_remote_endpoint(t, rmac(6), &[r]).expect("r6");
+    assert_eq!(n.sw.remote_owner_of(r), Some(rmac(6)));
+    assert_eq!(n.sw.remote_endpoint(rmac(5)).map(|e| e.ips.len()), Some(0));
+    // A local port added with a remote endpoint's MAC or address takes it over.
+    let c =
+        n.sw.add_port(PortConfig::container(rmac(5)).with_ipv4(ip4("172.18.1.5")))
+            .expect("local");
+    assert_eq!(n.sw.remote_endpoint(rmac(5)), None);
+    assert_eq!(n.sw.remote_owner_of(r), None);
+    assert_eq!(n.sw.owner_of(r), Some((c, Some(rmac(5)))));
+    assert_eq!(n.sw.fdb().static_port(&rmac(5)), None);
+    // Removing the tunnel port removes its remote endpoints.
+    n.sw.set_remote_endpoint(t, rmac(7), &[IpAddr::V4(ip4("172.18.1.7"))])
+        .expect("r7");
+    n.sw.remove_port(t).expect("remove tunnel");
+    assert_eq!(n.sw.remote_endpoints().count(), 0);
+    assert_eq!(n.sw.remote_owner_of(IpAddr::V4(ip4("172.18.1.7"))), None);
+    assert_eq!(n.sw.fdb().static_len(), 0);
+}
+
+#[test]
+fn cluster_mode_floods_nothing_to_the_tunnel_and_learns_nothing_from_it() {
+    let (mut n, t) = with_tunnel(SwitchConfig::default());
+    let a = n.c[0];
+    // Broadcast, multicast and unknown unicast stay local.
+    for dst in [
+        MacAddr::BROADCAST,
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+        rmac(9),
+    ] {
+        let (v, ports) = n.send(a, &raw(cmac(2), dst), secs(1));
+        assert_eq!(v, Verdict::Flood { copies: 3 }, "{dst}");
+        assert!(!ports.contains(&t));
+    }
+    assert_eq!(n.sw.counters().flood_copies_denied, 3);
+    // ARP for an unknown address is not sent over the underlay either.
+    let req = ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.9.9"));
+    let (_, ports) = n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1));
+    assert!(!ports.contains(&t));
+    // A frame from the tunnel reaches the local port but its source is not learned.
+    assert_eq!(
+        n.send(t, &raw(rmac(9), cmac(2)), secs(2)).0,
+        Verdict::Forward(a)
+    );
+    assert_eq!(n.sw.fdb().get(&rmac(9), 2_000), None);
+    // The underlay cannot claim a local MAC: frames to it still go to its port.
+    n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(3));
+    n.send(t, &raw(cmac(2), MacAddr::BROADCAST), secs(4));
+    assert_eq!(
+        n.send(n.c[1], &raw(cmac(3), cmac(2)), secs(5)).0,
+        Verdict::Forward(a)
+    );
+}
+
+#[test]
+fn flood_mode_floods_to_the_tunnel_but_never_lets_it_claim_a_local_mac() {
+    let (mut n, t) = with_tunnel(SwitchConfig {
+        flood_to_tunnel: true,
+        ..SwitchConfig::default()
+    });
+    let [a, b, _] = n.c;
+    let (v, ports) = n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(1));
+    assert_eq!(v, Verdict::Flood { copies: 4 });
+    assert!(ports.contains(&t));
+    // Learned from the tunnel, as the kernel's vxlan with static peers.
+    n.send(t, &raw(rmac(9), MacAddr::BROADCAST), secs(2));
+    assert_eq!(
+        n.send(a, &raw(cmac(2), rmac(9)), secs(3)),
+        (Verdict::Forward(t), vec![t])
+    );
+    // But a local port's own MAC is never learned from the tunnel or the host port.
+    n.send(t, &raw(cmac(2), MacAddr::BROADCAST), secs(4));
+    n.send(n.host, &raw(cmac(2), MacAddr::BROADCAST), secs(4));
+    assert_eq!(
+        n.send(b, &raw(cmac(3), cmac(2)), secs(5)).0,
+        Verdict::Forward(a)
+    );
+    // Switching it off at run time.
+    n.sw.set_flood_to_tunnel(false);
+    let (_, ports) = n.send(a, &raw(cmac(2), MacAddr::BROADCAST), secs(6));
+    assert!(!ports.contains(&t));
+}
+
+#[test]
+fn remote_arp_answers_follow_the_policy() {
+    let (mut n, t) = with_tunnel(SwitchConfig {
+        enable_icc: false,
+        ..SwitchConfig::default()
+    });
+    let a = n.c[0];
+    n.sw.set_remote_endpoint(t, rmac(5), &[IpAddr::V4(ip4("172.18.1.5"))])
+        .expect("remote");
+    // ICC off: a container may not reach a remote one, so no answer (and no flood).
+    let req = ArpRepr::request(cmac(2), ip4("172.18.0.2"), ip4("172.18.1.5"));
+    let (v, ports) = n.send(a, &arp_frame(cmac(2), MacAddr::BROADCAST, &req), secs(1));
+    assert_eq!((v, ports), (Verdict::Drop(DropReason::Icc), vec![]));
+    // The host port may: it gets the answer.
+    let req = ArpRepr::request(GW_MAC, ip4("172.18.0.1"), ip4("172.18.1.5"));
+    let (v, ports) = n.send(
+        n.host,
+        &arp_frame(GW_MAC, MacAddr::BROADCAST, &req),
+        secs(1),
+    );
+    assert_eq!((v, ports), (Verdict::ArpReply, vec![n.host]));
+    // A request arriving from the tunnel for a remote address is not answered back into it.
+    let req = ArpRepr::request(rmac(6), ip4("172.18.1.6"), ip4("172.18.1.5"));
+    let (v, ports) = n.send(t, &arp_frame(rmac(6), MacAddr::BROADCAST, &req), secs(1));
+    assert!(matches!(v, Verdict::Flood { .. }), "{v:?}");
+    assert!(!ports.contains(&t));
 }
