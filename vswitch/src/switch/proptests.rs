@@ -46,7 +46,11 @@ struct OConfig {
     icc: bool,
     internal: bool,
     anti_spoofing: bool,
+    flood_to_tunnel: bool,
 }
+
+/// The oracle's remote endpoints: MAC → (tunnel port, addresses).
+type ORemotes = std::collections::HashMap<[u8; 6], (usize, Vec<Ipv4Addr>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum OL3 {
@@ -235,11 +239,75 @@ fn oracle_egress(cfg: &OConfig, ports: &[OPort], from: usize, to: usize, f: &OFr
     true
 }
 
-/// The port owning `a` among `ports` (the oracle's address table).
-fn owner(ports: &[OPort], a: Ipv4Addr) -> Option<usize> {
-    ports
+/// The port owning `a` among `ports`, else the remote endpoint holding it: (port, MAC).
+fn owner(ports: &[OPort], remotes: &ORemotes, a: Ipv4Addr) -> Option<(usize, [u8; 6])> {
+    let local = ports
         .iter()
-        .position(|p| p.mac.is_some() && p.kind != PortKind::Gateway && p.v4.contains(&a))
+        .enumerate()
+        .find(|(_, p)| p.mac.is_some() && p.kind != PortKind::Gateway && p.v4.contains(&a));
+    if let Some((i, p)) = local {
+        return p.mac.map(|m| (i, m));
+    }
+    remotes
+        .iter()
+        .find(|(_, (_, ips))| ips.contains(&a))
+        .map(|(m, (t, _))| (*t, *m))
+}
+
+/// A remote endpoint to register: indexes into the pools.
+#[derive(Debug, Clone)]
+struct RemoteSpec {
+    tunnel: usize,
+    mac: usize,
+    ips: Vec<usize>,
+}
+
+fn remote_spec() -> impl Strategy<Value = RemoteSpec> {
+    (
+        0usize..3,
+        prop_oneof![2 => Just(10usize), 1 => 0usize..11],
+        proptest::collection::vec(prop_oneof![3 => 3usize..5, 1 => 0usize..10], 0..3),
+    )
+        .prop_map(|(tunnel, mac, ips)| RemoteSpec { tunnel, mac, ips })
+}
+
+/// Registers `r` and checks the switch's answer against the oracle's rules: never a local
+/// port's MAC or address; otherwise accepted when the MAC, addresses and tunnel are valid.
+fn register_remote(
+    sw: &mut Switch,
+    ports: &[OPort],
+    remotes: &mut ORemotes,
+    r: &RemoteSpec,
+) -> Result<(), TestCaseError> {
+    let tunnels: Vec<usize> = (0..ports.len())
+        .filter(|&p| ports[p].kind == PortKind::Tunnel)
+        .collect();
+    let Some(&tunnel) = tunnels.get(r.tunnel % tunnels.len().max(1)) else {
+        return Ok(());
+    };
+    let mac = mac_pool(r.mac);
+    let ips: Vec<Ipv4Addr> = r.ips.iter().map(|&i| V4_POOL[i]).collect();
+    let addrs: Vec<IpAddr> = ips.iter().map(|a| IpAddr::V4(*a)).collect();
+    let got = sw.set_remote_endpoint(PortId(tunnel as u16), MacAddr(mac), &addrs);
+    let local_mac = ports.iter().any(|p| p.mac == Some(mac));
+    let local_ip = ips
+        .iter()
+        .any(|a| owner(ports, &ORemotes::new(), *a).is_some());
+    let valid_mac = mac[0] & 1 == 0 && mac != [0; 6];
+    let valid_ips = ips.iter().all(|a| !a.is_unspecified() && !a.is_multicast())
+        && (1..ips.len()).all(|i| !ips[..i].contains(&ips[i]));
+    if local_mac || local_ip {
+        prop_assert!(got.is_err(), "remote took a local MAC or address: {r:?}");
+    }
+    let want_ok = valid_mac && valid_ips && !local_mac && !local_ip;
+    prop_assert_eq!(got.is_ok(), want_ok, "{:?} -> {:?}", r, got);
+    if want_ok {
+        for (_, (_, old)) in remotes.iter_mut() {
+            old.retain(|a| !ips.contains(a));
+        }
+        remotes.insert(mac, (tunnel, ips));
+    }
+    Ok(())
 }
 
 /// The expected ARP reply bytes, built by hand.
@@ -453,7 +521,7 @@ fn setup(
         anti_spoofing: cfg.anti_spoofing,
         fdb_cap: cap,
         ageing: DEFAULT_AGEING,
-        flood_to_tunnel: true,
+        flood_to_tunnel: cfg.flood_to_tunnel,
     });
     let mut ports = Vec::new();
     let mut add = |sw: &mut Switch, p: OPort| {
@@ -525,13 +593,31 @@ proptest! {
         containers in 1usize..=4,
         tunnels in 0usize..=2,
         cap in 1usize..8,
+        flood_to_tunnel in any::<bool>(),
+        remote_specs in proptest::collection::vec(remote_spec(), 0..4),
         specs in proptest::collection::vec(spec(), 1..60),
     ) {
-        let cfg = OConfig { icc, internal, anti_spoofing };
+        let cfg = OConfig { icc, internal, anti_spoofing, flood_to_tunnel };
         let (mut sw, ports) = setup(cfg, host, gateway, containers, tunnels, cap);
+        let mut remotes = ORemotes::new();
         let mut out = Decisions::default();
         let mut now_ms = 0u64;
-        for s in &specs {
+        for (k, s) in specs.iter().enumerate() {
+            // Remote endpoints: registered up front, some removed halfway.
+            if k == 0 {
+                for r in &remote_specs {
+                    register_remote(&mut sw, &ports, &mut remotes, r)?;
+                }
+            }
+            if k == specs.len() / 2 {
+                for r in remote_specs.iter().step_by(2) {
+                    let mac = mac_pool(r.mac);
+                    prop_assert_eq!(
+                        sw.remove_remote_endpoint(MacAddr(mac)),
+                        remotes.remove(&mac).is_some()
+                    );
+                }
+            }
             now_ms += s.dt_ms;
             let in_port = s.port % ports.len();
             let frame = build(s);
@@ -546,6 +632,22 @@ proptest! {
                 continue;
             }
             let Some(f) = parsed else { unreachable!() };
+            let is_tunnel = |p: usize| ports[p].kind == PortKind::Tunnel;
+            // A local port's MAC never points at a tunnel; a remote one always at its own.
+            for p in ports.iter().filter(|p| p.kind != PortKind::Tunnel) {
+                if let Some(m) = p.mac {
+                    let at = sw.fdb().get(&MacAddr(m), now_ms);
+                    prop_assert!(!at.is_some_and(|q| is_tunnel(q.index())), "local MAC on a tunnel");
+                }
+            }
+            for (m, (t, _)) in &remotes {
+                prop_assert_eq!(sw.fdb().get(&MacAddr(*m), now_ms), Some(PortId(*t as u16)));
+            }
+            // Nothing is learned from a tunnel in cluster mode.
+            if !cfg.flood_to_tunnel && is_tunnel(in_port) && !remotes.contains_key(&f.src) {
+                prop_assert!(sw.fdb().get(&MacAddr(f.src), now_ms) != Some(PortId(in_port as u16)));
+            }
+            let flooded = matches!(verdict, Verdict::Flood { .. });
             // The gateway MAC is never learned on the gateway port.
             if let Some(g) = ports.iter().position(|p| p.kind == PortKind::Gateway) {
                 prop_assert!(sw.fdb().get(&MacAddr(HOST_MAC), now_ms) != Some(PortId(g as u16)));
@@ -563,6 +665,13 @@ proptest! {
                         prop_assert_eq!(i, 0);
                         prop_assert!(oracle_egress(&cfg, &ports, in_port, to, &f),
                             "forbidden {:?}: {} -> {} ({:?})", f.l3, in_port, to, verdict);
+                        // No flood over the underlay in cluster mode.
+                        prop_assert!(!(flooded && is_tunnel(to) && !cfg.flood_to_tunnel),
+                            "flooded to a tunnel in cluster mode");
+                        // A unicast into a tunnel is for a MAC that is not a local port's.
+                        if is_tunnel(to) && !flooded {
+                            prop_assert!(!ports.iter().any(|p| p.mac == Some(f.dst)));
+                        }
                     }
                     FrameRef::Reply(r) => {
                         // Only as an answer to a request for a registered address, out of the
@@ -573,10 +682,10 @@ proptest! {
                         };
                         prop_assert_eq!(op, 1);
                         prop_assert!(spa != tpa);
-                        let o = owner(&ports, tpa).ok_or_else(|| TestCaseError::fail("no owner"))?;
+                        let (o, owner_mac) = owner(&ports, &remotes, tpa)
+                            .ok_or_else(|| TestCaseError::fail("no owner"))?;
                         prop_assert!(o != in_port);
                         prop_assert!(oracle_egress(&cfg, &ports, in_port, o, &f));
-                        let owner_mac = ports[o].mac.ok_or_else(|| TestCaseError::fail("no mac"))?;
                         prop_assert_eq!(out.reply(r), &expected_reply(&f, owner_mac)[..]);
                     }
                 }
@@ -584,17 +693,98 @@ proptest! {
             // A broadcast that the switch does not answer itself goes to exactly the ports
             // the policy allows (no FDB involved).
             let answered = matches!(f.l3, OL3::Arp { op: 1, spa, tpa, .. }
-                if spa != tpa && owner(&ports, tpa).is_some_and(|o| o != in_port));
+                if spa != tpa && owner(&ports, &remotes, tpa).is_some_and(|(o, _)| o != in_port));
             let complete = etherparse::SlicedPacket::from_ethernet(&frame).is_ok();
             if f.dst == [0xff; 6] && !answered && complete {
                 let mut want: Vec<usize> = (0..ports.len())
                     .filter(|&p| oracle_egress(&cfg, &ports, in_port, p, &f))
+                    .filter(|&p| cfg.flood_to_tunnel || !is_tunnel(p))
                     .collect();
                 let mut got: Vec<usize> = out.tx().iter().map(|t| t.port.index()).collect();
                 want.sort_unstable();
                 got.sort_unstable();
                 prop_assert_eq!(got, want);
             }
+            // A unicast to a remote MAC goes to its tunnel (a static entry), when the policy
+            // allows it.
+            if let Some((t, _)) = remotes.get(&f.dst) {
+                if complete && !answered && oracle_egress(&cfg, &ports, in_port, *t, &f) {
+                    let got: Vec<usize> = out.tx().iter().map(|t| t.port.index()).collect();
+                    prop_assert_eq!(got, vec![*t]);
+                }
+            }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A cluster overlay (no flooding to the tunnel) with remote endpoints: ARP for a remote
+    /// address is answered with its MAC (when ICC allows it), unicast to it goes to the tunnel
+    /// only, and nothing else ever enters the tunnel.
+    #[test]
+    fn cluster_overlay_answers_remote_arp_and_floods_nothing(
+        icc in any::<bool>(),
+        containers in 1usize..=3,
+        remote_count in 1usize..=3,
+        frames in proptest::collection::vec((0usize..5, 0u8..4, 0usize..8), 1..40),
+    ) {
+        let cfg = OConfig { icc, internal: false, anti_spoofing: true, flood_to_tunnel: false };
+        let (mut sw, ports) = setup(cfg, true, false, containers, 1, 64);
+        let tunnel = ports.len() - 1;
+        let rmac = |i: usize| [0x02, 0x42, 10, 0, 1, i as u8];
+        let rip = |i: usize| Ipv4Addr::new(10, 0, 1, i as u8);
+        for i in 0..remote_count {
+            sw.set_remote_endpoint(PortId(tunnel as u16), MacAddr(rmac(i)), &[IpAddr::V4(rip(i))])
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let mut out = Decisions::default();
+        for (k, &(sender, kind, target)) in frames.iter().enumerate() {
+            // Senders: the host port (0) or a container, with their own addresses.
+            let from = sender % (containers + 1);
+            let (smac, sip) = if from == 0 { (HOST_MAC, GW4) } else { (container_mac(from - 1), container_v4(from - 1)) };
+            let remote = target % 4 < remote_count;
+            let (tmac, tip) = if remote { (rmac(target % 4), rip(target % 4)) } else { ([0x02, 0x42, 10, 0, 9, 9], Ipv4Addr::new(10, 0, 9, 9)) };
+            let frame = match kind {
+                0 => {
+                    let req = ArpRepr::request(MacAddr(smac), sip, tip);
+                    let mut b = [0u8; 64];
+                    let n = req.emit_frame(MacAddr(smac), MacAddr::BROADCAST, None, &mut b).expect("fits");
+                    b[..n].to_vec()
+                }
+                1 => {
+                    let ph = PseudoHeader::V4 { src: sip, dst: tip };
+                    ip_frame(MacAddr(smac), MacAddr(tmac), None, ph, IpProtocol::UDP, &[], &udp_datagram(&ph, (1, 2), b"x"))
+                }
+                2 => {
+                    let ph = PseudoHeader::V4 { src: sip, dst: Ipv4Addr::BROADCAST };
+                    ip_frame(MacAddr(smac), MacAddr::BROADCAST, None, ph, IpProtocol::UDP, &[], &udp_datagram(&ph, (1, 2), b"x"))
+                }
+                _ => {
+                    let ph = PseudoHeader::V6 { src: container_v6(0), dst: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 9) };
+                    ip_frame(MacAddr(smac), MacAddr([0x33, 0x33, 0xff, 0, 0, 9]), None, ph, IpProtocol::UDP, &[], &udp_datagram(&ph, (1, 2), b"x"))
+                }
+            };
+            out.clear();
+            let v = sw.process(PortId(from as u16), &frame, Duration::from_millis(k as u64), &mut out);
+            let to: Vec<usize> = out.tx().iter().map(|t| t.port.index()).collect();
+            // Container to remote is container to container for ICC; the host port may always.
+            let allowed = icc || from == 0;
+            match kind {
+                0 if remote && allowed => {
+                    prop_assert_eq!(v, Verdict::ArpReply);
+                    prop_assert_eq!(&to, &vec![from]);
+                    let OL3::Arp { .. } = oracle_parse(&frame).expect("parses").l3 else { unreachable!() };
+                    let f = oracle_parse(&frame).expect("parses");
+                    prop_assert_eq!(out.reply(0), &expected_reply(&f, tmac)[..]);
+                }
+                0 if remote => prop_assert_eq!(v, Verdict::Drop(DropReason::Icc)),
+                1 if remote && allowed => prop_assert_eq!(&to, &vec![tunnel]),
+                1 if remote => prop_assert_eq!(v, Verdict::Drop(DropReason::Icc)),
+                _ => prop_assert!(!to.contains(&tunnel), "{:?} into the tunnel: {:?}", kind, v),
+            }
+        }
+        prop_assert_eq!(sw.fdb().static_len(), remote_count);
     }
 }
