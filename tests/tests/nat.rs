@@ -241,10 +241,10 @@ fn masquerade_off_hands_traffic_to_the_host() {
     assert_eq!(seen.lines().collect::<Vec<_>>(), ["10.94.0.2"], "{seen}");
 }
 
-/// Known bug (see the closing note of the session that added it): about 1 run in 5, one of
-/// the 1,000 relayed connections times out. Run it with `cargo test -- --ignored`.
+/// A burst of 1,000 connections (200 at a time) through a published port: every one completes
+/// with the right body. Regression test for host events lost by the engine under load (a
+/// batch of more than 256 dropped one: its request, EOF or connection never reached the NAT).
 #[test]
-#[ignore = "a relayed connection sometimes times out under a 1,000-connection burst"]
 fn thousand_concurrent_connections_through_a_published_port() {
     let w = world("nk");
     let d = &w.d;
@@ -271,17 +271,29 @@ fn thousand_concurrent_connections_through_a_published_port() {
     assert!(wait_until(Duration::from_secs(10), || {
         !stdout(&d.in_sandbox("web", &["ss", "-ltnH", "sport = :80"])).is_empty()
     }));
-    // 1,000 concurrent connections through the published port all complete.
+    // 1,000 connections through the published port, 200 at a time, all complete. Bounded:
+    // each socket operation by 10 s, the whole burst by 50 s.
     let script = format!(
         r#"
-import concurrent.futures, urllib.request
-def get(_):
-    return urllib.request.urlopen("http://{HOST_IP}:8080/", timeout=30).read()
+import concurrent.futures, sys, urllib.request
+def get(i):
+    try:
+        return urllib.request.urlopen("http://{HOST_IP}:8080/", timeout=10).read()
+    except Exception as e:
+        print("request", i, "failed:", repr(e), file=sys.stderr)
+        return None
 with concurrent.futures.ThreadPoolExecutor(max_workers=200) as ex:
     res = list(ex.map(get, range(1000)))
 print(sum(1 for r in res if r == b"published\n"))
 "#
     );
-    let n = ok(w.outside.exec(&["python3", "-c", &script]));
-    assert_eq!(n.trim(), "1000");
+    let o = w.outside.exec(&["timeout", "50", "python3", "-c", &script]);
+    assert!(
+        o.status.success() && stdout(&o).trim() == "1000",
+        "{}: {}\n{}\ndaemon log:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o),
+        d.log()
+    );
 }

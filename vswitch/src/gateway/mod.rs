@@ -49,9 +49,10 @@ pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HOST_READ_WINDOW: usize = 128 * 1024;
 /// One read from a host TCP socket.
 const READ_CHUNK: usize = 16 * 1024;
-/// Socket buffer of the socketpair ends (frames queued between datapath and engine).
 /// Backlog of published TCP listeners.
 const LISTEN_BACKLOG: libc::c_int = 4096;
+/// Host events handled between two polls of the state machine.
+const EVENT_BATCH: usize = 256;
 
 /// Errors of the gateway's control calls.
 #[derive(Debug, thiserror::Error)]
@@ -469,6 +470,7 @@ impl Driver {
 
     async fn run(mut self) {
         let mut buf = vec![0u8; FRAME_MAX];
+        let mut events = Vec::with_capacity(EVENT_BATCH);
         loop {
             let now = self.now();
             let wake = self
@@ -513,17 +515,15 @@ impl Driver {
                         g.clear_ready();
                     }
                 }
-                ev = self.rx.recv() => {
-                    let mut ev = ev;
-                    let mut stop = false;
-                    for _ in 0..256 {
-                        match ev {
-                            None | Some(Event::Shutdown) => { stop = true; break; }
-                            Some(e) => self.on_event(e),
-                        }
-                        match self.rx.try_recv() {
-                            Ok(e) => ev = Some(e),
-                            Err(_) => break,
+                n = self.rx.recv_many(&mut events, EVENT_BATCH) => {
+                    // recv_many hands over every event it takes (dropping one, e.g. a
+                    // TcpData or TcpEof, would stall its flow); 0: every sender is gone.
+                    let mut stop = n == 0;
+                    for e in events.drain(..) {
+                        match e {
+                            Event::Shutdown => stop = true,
+                            e if !stop => self.on_event(e),
+                            _ => {}
                         }
                     }
                     if stop {
