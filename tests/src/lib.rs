@@ -342,6 +342,12 @@ impl Daemon {
         self.spawn();
     }
 
+    /// Start the daemon again after [`Daemon::kill`] (same data root and socket).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "daemon still running");
+        self.spawn();
+    }
+
     /// `vswitch` CLI pointed at this daemon.
     pub fn vswitch(&self, args: &[&str]) -> Output {
         run(Command::new(bin("vswitch"))

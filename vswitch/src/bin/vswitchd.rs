@@ -37,6 +37,22 @@ struct Args {
     /// the nameservers of /etc/resolv.conf).
     #[arg(long = "dns")]
     dns: Vec<std::net::IpAddr>,
+    /// Cluster store for multi-host overlay networks: etcd://HOST:PORT[,HOST:PORT…].
+    #[arg(long = "cluster-store")]
+    cluster_store: Option<String>,
+    /// This host's address on the underlay (VTEP), as IP or IP:PORT (the port is ignored).
+    #[arg(long = "cluster-advertise")]
+    cluster_advertise: Option<String>,
+    /// UDP port of the VXLAN tunnels.
+    #[arg(long = "data-path-port")]
+    data_path_port: Option<u16>,
+    /// Lease TTL in seconds: a host that dies loses its endpoints after this long.
+    #[arg(long = "cluster-store-ttl")]
+    cluster_store_ttl: Option<u64>,
+    /// JSON daemon configuration (dockerd's daemon.json keys: "cluster-store",
+    /// "cluster-advertise", "data-path-port", "cluster-store-ttl"); flags win over it.
+    #[arg(long = "config-file")]
+    config_file: Option<PathBuf>,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -66,6 +82,70 @@ fn parse_pool(s: &str) -> Result<ipam::PoolSpec, String> {
             "invalid default address pool {s:?}: expected base=CIDR,size=N"
         )),
     }
+}
+
+/// `--cluster-store`/`--cluster-advertise` from flags and the config file.
+fn cluster_settings(args: &Args) -> Result<Option<vswitch::daemon::ClusterSettings>, String> {
+    let file: serde_json::Value = match &args.config_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| format!("invalid config file {}: {e}", p.display()))?
+        }
+        None => serde_json::Value::Null,
+    };
+    let from_file = |k: &str| file.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let store = args
+        .cluster_store
+        .clone()
+        .or_else(|| from_file("cluster-store"));
+    let advertise = args
+        .cluster_advertise
+        .clone()
+        .or_else(|| from_file("cluster-advertise"));
+    let (store, advertise) = match (store, advertise) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(
+                "--cluster-store needs --cluster-advertise (this host's underlay address)".into(),
+            )
+        }
+        (None, Some(_)) => return Err("--cluster-advertise needs --cluster-store".into()),
+        (Some(s), Some(a)) => (s, a),
+    };
+    let ip = advertise
+        .parse::<std::net::IpAddr>()
+        .or_else(|_| advertise.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .map_err(|_| {
+            format!(
+                "invalid --cluster-advertise {advertise:?}: expected an IP address (or IP:PORT)"
+            )
+        })?;
+    let num = |k: &str| file.get(k).and_then(|v| v.as_u64());
+    let port = match args
+        .data_path_port
+        .map(u64::from)
+        .or_else(|| num("data-path-port"))
+    {
+        None => vswitch::daemon::DEFAULT_DATA_PATH_PORT,
+        Some(p) if (1024..=49151).contains(&p) => p as u16,
+        Some(p) => {
+            return Err(format!(
+                "invalid data-path-port {p}: must be within 1024-49151"
+            ))
+        }
+    };
+    let ttl = args
+        .cluster_store_ttl
+        .or_else(|| num("cluster-store-ttl"))
+        .map(std::time::Duration::from_secs);
+    Ok(Some(vswitch::daemon::ClusterSettings {
+        store,
+        advertise: ip,
+        data_path_port: port,
+        ttl,
+    }))
 }
 
 fn socket_path(h: &str) -> Result<PathBuf, String> {
@@ -98,6 +178,7 @@ fn run(args: Args) -> Result<(), String> {
             .map(|s| parse_pool(s))
             .collect::<Result<_, _>>()?;
     }
+    let cluster = cluster_settings(&args)?;
     let sockets: Vec<PathBuf> = args
         .host
         .iter()
@@ -127,12 +208,15 @@ fn run(args: Args) -> Result<(), String> {
             pools,
             workers: args.workers,
             dns,
+            cluster,
         },
         rt.handle().clone(),
     )
     .map_err(|e| e.to_string())?;
     let daemon = Arc::new(daemon);
-    rt.block_on(async move {
+    daemon.start_cluster_watch();
+    let d2 = daemon.clone();
+    let res = rt.block_on(async move {
         let mut servers = Vec::new();
         for path in &sockets {
             if let Some(parent) = path.parent() {
@@ -166,5 +250,7 @@ fn run(args: Args) -> Result<(), String> {
             let _ = std::fs::remove_file(path);
         }
         Ok::<(), String>(())
-    })
+    });
+    d2.close_cluster();
+    res
 }

@@ -2,6 +2,10 @@
 //! Every mutating operation changes the model first (persisted), then the datapath; when the
 //! datapath step fails the model change is undone, so nothing is left half-made.
 
+mod overlay;
+
+pub use overlay::{ClusterSettings, DEFAULT_DATA_PATH_PORT};
+
 use crate::api::filters::{self, Filters};
 use crate::api::json;
 use crate::datapath::Datapath;
@@ -31,6 +35,8 @@ pub struct Config {
     /// Upstream resolvers for names the embedded DNS does not know (`--dns`; default: the
     /// host's resolv.conf at start).
     pub dns: Vec<SocketAddr>,
+    /// `--cluster-store`: multi-host overlay networks.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Where each attached endpoint sits on the datapath.
@@ -58,6 +64,8 @@ pub struct Daemon {
     ops: Mutex<()>,
     /// Held while a prune runs: a second concurrent prune is refused, as in Docker.
     prune_running: Mutex<()>,
+    /// The cluster store and the VXLAN tunnel socket, with `--cluster-store`.
+    cluster: Option<overlay::ClusterCtx>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,10 +82,19 @@ impl Daemon {
     /// sandbox back. Problems are logged with what was affected; they do not stop the daemon.
     pub fn open(config: Config, rt: tokio::runtime::Handle) -> Result<Self, Error> {
         let store = Store::open(&config.data_root)?;
-        let (state, report) = State::open(store, config.pools.clone())?;
+        let (mut state, report) = State::open(store, config.pools.clone())?;
         for p in &report.problems {
             tracing::warn!("restore: {p}");
         }
+        let cluster = match &config.cluster {
+            Some(cs) => Some(Daemon::cluster_open(
+                cs,
+                &config.data_root,
+                &rt,
+                &mut state,
+            )?),
+            None => None,
+        };
         let dp = Datapath::start(config.workers).map_err(internal)?;
         let d = Daemon {
             state: Arc::new(Mutex::new(state)),
@@ -91,6 +108,7 @@ impl Daemon {
             wiring: Mutex::new(Wiring::default()),
             ops: Mutex::new(()),
             prune_running: Mutex::new(()),
+            cluster,
         };
         d.restore();
         Ok(d)
@@ -141,6 +159,11 @@ impl Daemon {
             }
             let mut ok = true;
             for ep in &sb.endpoints {
+                if overlay::is_overlay(self, ep) {
+                    if let Err(e) = self.reclaim_addresses(sb, ep) {
+                        tracing::error!("restore: sandbox {}: {}: {e}", sb.name, ep.ifname);
+                    }
+                }
                 if let Err(e) = self.attach(sb, ep, &ns) {
                     tracing::error!("restore: sandbox {}: {}: {e}", sb.name, ep.ifname);
                     ok = false;
@@ -172,6 +195,9 @@ impl Daemon {
 
     /// A bridge network's switch and host interface (holding the gateway).
     fn network_up(&self, n: &Network) -> Result<(), Error> {
+        if n.driver == Driver::Overlay && !n.config_only {
+            return self.overlay_up(n);
+        }
         if n.driver != Driver::Bridge || n.config_only {
             return Ok(());
         }
@@ -264,6 +290,9 @@ impl Daemon {
         if let Err(e) = lock(&self.dp).remove_network(&n.id) {
             tracing::warn!("network {}: datapath teardown: {e}", n.name);
         }
+        if n.driver == Driver::Overlay {
+            self.overlay_down(n);
+        }
     }
 
     /// Create the endpoint's TAP inside the sandbox and plug it into its network's switch.
@@ -274,9 +303,11 @@ impl Daemon {
                 ep.network_id
             )));
         };
-        if n.driver != Driver::Bridge {
-            return Ok(());
-        }
+        let mtu = match n.driver {
+            Driver::Bridge => n.bridge_options().mtu,
+            Driver::Overlay => overlay::overlay_mtu(&n),
+            _ => return Ok(()),
+        };
         let mac: MacAddr = ep
             .mac
             .parse()
@@ -286,7 +317,7 @@ impl Daemon {
             mac: ep.mac.clone(),
             ipv4: ep.ipv4,
             ipv6: ep.ipv6,
-            mtu: n.bridge_options().mtu,
+            mtu,
         };
         let io = match port_kind(&n) {
             PortKind::Tap => sandbox::create_port(ns, &spec, 1).map(Into::into),
@@ -313,6 +344,13 @@ impl Daemon {
         lock(&self.wiring)
             .endpoints
             .insert(ep.id.clone(), (n.id.clone(), port));
+        if n.driver == Driver::Overlay {
+            if let Err(e) = self.publish_endpoint(sb, ep) {
+                lock(&self.wiring).endpoints.remove(&ep.id);
+                let _ = lock(&self.dp).remove_port(&n.id, port);
+                return Err(e);
+            }
+        }
         if let Some(gw) = lock(&self.gateways).get(&n.id) {
             for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
                 gw.add_neighbor(a.addr(), mac);
@@ -324,6 +362,9 @@ impl Daemon {
     /// Unplug an endpoint; its interface disappears from the sandbox.
     fn detach(&self, ep: &Endpoint) {
         let w = lock(&self.wiring).endpoints.remove(&ep.id);
+        if w.is_some() && overlay::is_overlay(self, ep) {
+            self.withdraw_endpoint(ep);
+        }
         if let Some(gw) = lock(&self.gateways).get(&ep.network_id) {
             for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
                 gw.remove_neighbor(a.addr());
@@ -516,6 +557,7 @@ impl Daemon {
     }
 
     pub fn info(&self) -> serde_json::Value {
+        let (store, advertise) = self.cluster_info();
         let st = self.state();
         serde_json::json!({
             "ID": "",
@@ -527,7 +569,9 @@ impl Daemon {
             "OSType": "linux",
             "Name": "vswitchd",
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Plugins": { "Network": ["bridge", "host", "null"] },
+            "Plugins": { "Network": ["bridge", "host", "null", "overlay"] },
+            "ClusterStore": store,
+            "ClusterAdvertise": advertise,
         })
     }
 
@@ -550,9 +594,21 @@ impl Daemon {
     /// Returns the id and the warning text (empty if none).
     pub fn create_network(&self, req: model::CreateNetwork) -> Result<(String, String), Error> {
         let _op = lock(&self.ops);
+        self.create_network_locked(req)
+    }
+
+    fn create_network_locked(&self, req: model::CreateNetwork) -> Result<(String, String), Error> {
         let reserved = crate::host::reserved_prefixes();
         let (n, warnings) = self.state().create_network(req, &reserved)?;
+        let n = if n.driver == Driver::Overlay && !n.config_only {
+            self.create_overlay(n)?
+        } else {
+            n
+        };
         if let Err(e) = self.network_up(&n) {
+            if n.driver == Driver::Overlay {
+                let _ = self.remove_overlay_record(&n);
+            }
             if let Err(e2) = self.state().remove_network(&n.id) {
                 tracing::error!("undo of network {}: {e2}", n.name);
             }
@@ -568,6 +624,7 @@ impl Daemon {
 
     pub fn remove_network(&self, term: &str) -> Result<(), Error> {
         let _op = lock(&self.ops);
+        self.remove_cluster_record(term)?;
         let n = self.state().remove_network(term)?;
         self.network_down(&n);
         self.refresh_isolation();
@@ -590,6 +647,10 @@ impl Daemon {
                 continue;
             }
             // Keep going past a failure so one bad network does not block the rest.
+            if let Err(e) = self.remove_cluster_record(&n.id) {
+                tracing::warn!("prune: {}: {e}", n.name);
+                continue;
+            }
             let removed = self.state().remove_network(&n.id);
             match removed {
                 Ok(n) => {
@@ -614,6 +675,7 @@ impl Daemon {
         if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
             let res = self
                 .attach(&sb, &ep, &ns)
+                .and_then(|_| self.sync_gwbridge(&sb.id))
                 .and_then(|_| self.apply_default_route(&sb.id));
             let res = res.and_then(|_| self.sync_dns(&sb.id));
             if let Err(e) = res {
@@ -638,6 +700,9 @@ impl Daemon {
         let _op = lock(&self.ops);
         let (sb, ep) = self.state().disconnect(network, container, force)?;
         self.detach(&ep);
+        if let Err(e) = self.sync_gwbridge(&sb.id) {
+            tracing::warn!("sandbox {}: docker_gwbridge after disconnect: {e}", sb.name);
+        }
         if let Err(e) = self.apply_default_route(&sb.id) {
             tracing::warn!("sandbox {}: default route after disconnect: {e}", sb.name);
         }
@@ -724,6 +789,7 @@ impl Daemon {
             let (sb2, ep) = self.state().connect(&net, &sb.id, cfg.into_model())?;
             self.attach(&sb2, &ep, &ns)?;
         }
+        self.sync_gwbridge(&sb.id)?;
         self.apply_default_route(&sb.id)?;
         self.sync_dns(&sb.id)
     }
@@ -828,6 +894,19 @@ impl Daemon {
             }
         }
         problems
+    }
+
+    /// Before removing a network locally: an overlay's cluster record goes first (the store
+    /// refuses while any host has endpoints on it).
+    fn remove_cluster_record(&self, term: &str) -> Result<(), Error> {
+        let n = self.state().find_network(term)?.clone();
+        if n.driver == Driver::Overlay && !n.config_only && self.cluster.is_some() {
+            let local = self.state().endpoints_of(&n.id).len();
+            if local == 0 {
+                self.remove_overlay_record(&n)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn network_stats(&self, term: &str) -> Result<serde_json::Value, Error> {

@@ -1,0 +1,383 @@
+//! Multi-host overlay networks, the seed's topology: three "host" namespaces each running
+//! vswitchd on a routed underlay in two subnets (host2 in 10.10.10.0/24; host3 and host4 in
+//! 192.168.50.0/24 behind a Linux bridge in the router namespace), an etcd server in its own
+//! namespace (10.20.0.0/24) and an "outside" namespace (10.30.0.0/24) behind the router.
+//! Everything lives in namespaces this test makes.
+
+use std::time::Duration;
+use vswitch_tests::*;
+
+const ETCD_IP: &str = "10.20.0.2";
+const OUT_IP: &str = "10.30.0.2";
+const HOST2: &str = "10.10.10.2";
+const HOST3: &str = "192.168.50.3";
+const HOST4: &str = "192.168.50.4";
+/// Short lease so a dead host's endpoints vanish quickly.
+const TTL_SECS: u64 = 4;
+
+/// HTTP server logging each client address to a file.
+const LOGGING_SERVER: &str = r#"
+import http.server, sys
+log = open(sys.argv[1], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        log.write(self.client_address[0] + "\n")
+        body = b"outside says hi\n"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"#;
+
+struct World {
+    h2: Daemon,
+    h3: Daemon,
+    h4: Daemon,
+    outside: Netns,
+    _etcd: Etcd,
+    _etcd_ns: Netns,
+    _router: Netns,
+    log: std::path::PathBuf,
+    _server: Bg,
+}
+
+fn host(
+    router: &Netns,
+    tag: &str,
+    ip: &str,
+    gw: &str,
+    router_if: &str,
+    lan: Option<&str>,
+) -> Netns {
+    let h = Netns::new(tag);
+    router.link_to(
+        &h,
+        router_if,
+        &format!("{gw}/24"),
+        "eth0",
+        &format!("{ip}/24"),
+    );
+    if let Some(br) = lan {
+        // host3/host4 share one L2 segment: put the router ends on its bridge.
+        router.exec_ok(&["ip", "addr", "flush", "dev", router_if]);
+        router.exec_ok(&["ip", "link", "set", router_if, "master", br]);
+    }
+    h.exec_ok(&["ip", "route", "add", "default", "via", gw]);
+    h
+}
+
+fn world(tag: &str) -> World {
+    let router = Netns::new(&format!("{tag}r"));
+    router.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    router.exec_ok(&["ip", "link", "add", "br50", "type", "bridge"]);
+    router.exec_ok(&["ip", "addr", "add", "192.168.50.1/24", "dev", "br50"]);
+    router.exec_ok(&["ip", "link", "set", "br50", "up"]);
+    let etcd_ns = host(
+        &router,
+        &format!("{tag}e"),
+        ETCD_IP,
+        "10.20.0.1",
+        "r-etcd",
+        None,
+    );
+    let outside = host(
+        &router,
+        &format!("{tag}o"),
+        OUT_IP,
+        "10.30.0.1",
+        "r-out",
+        None,
+    );
+    let n2 = host(
+        &router,
+        &format!("{tag}2"),
+        HOST2,
+        "10.10.10.1",
+        "r-h2",
+        None,
+    );
+    let n3 = host(
+        &router,
+        &format!("{tag}3"),
+        HOST3,
+        "192.168.50.1",
+        "r-h3",
+        Some("br50"),
+    );
+    let n4 = host(
+        &router,
+        &format!("{tag}4"),
+        HOST4,
+        "192.168.50.1",
+        "r-h4",
+        Some("br50"),
+    );
+    let etcd = Etcd::start(&etcd_ns, ETCD_IP);
+    let store = etcd.store_url();
+    let ttl = TTL_SECS.to_string();
+    let start = |ns: Netns, ip: &str| {
+        Daemon::start_in(
+            ns,
+            &[
+                "--cluster-store",
+                &store,
+                "--cluster-advertise",
+                ip,
+                "--cluster-store-ttl",
+                &ttl,
+            ],
+        )
+    };
+    let h2 = start(n2, HOST2);
+    let h3 = start(n3, HOST3);
+    let h4 = start(n4, HOST4);
+    let log = h2.dir.0.join("outside-clients.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Bg::spawn(outside.cmd(&["python3", "-c", LOGGING_SERVER, log.to_str().unwrap()]));
+    assert!(wait_until(Duration::from_secs(10), || {
+        !stdout(&outside.exec(&["ss", "-ltnH", "sport = :8000"])).is_empty()
+    }));
+    World {
+        h2,
+        h3,
+        h4,
+        outside,
+        _etcd: etcd,
+        _etcd_ns: etcd_ns,
+        _router: router,
+        log,
+        _server: server,
+    }
+}
+
+fn ipv4(d: &Daemon, name: &str) -> String {
+    let v = d.ipv4_of(name, "eth0");
+    v.first()
+        .unwrap_or_else(|| panic!("{name} has no eth0 address; log:\n{}", d.log()))
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn curl_in(d: &Daemon, from: &str, url: &str) -> Option<String> {
+    let o = d.in_sandbox(from, &["curl", "-s", "--max-time", "5", url]);
+    o.status.success().then(|| stdout(&o))
+}
+
+fn has_network(d: &Daemon, name: &str) -> bool {
+    stdout(&d.vswitch(&["network", "ls", "--format", "{{.Name}}"]))
+        .lines()
+        .any(|l| l == name)
+}
+
+/// `getent hosts NAME` through the sandbox's embedded DNS (what `vswitch exec` sees).
+fn resolves(d: &Daemon, from: &str, name: &str) -> Option<String> {
+    let o = d.vswitch(&["exec", from, "--", "getent", "hosts", name]);
+    o.status.success().then(|| {
+        stdout(&o)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
+}
+
+#[test]
+fn overlay_across_three_hosts() {
+    let w = world("ov");
+    let (h2, h3, h4) = (&w.h2, &w.h3, &w.h4);
+
+    // Created on one host, visible on all, global scope, VNI from 256.
+    ok(h2.vswitch(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "172.16.16.0/24",
+        "myoverlay",
+    ]));
+    for d in [h3, h4] {
+        assert!(
+            wait_until(Duration::from_secs(10), || has_network(d, "myoverlay")),
+            "myoverlay did not reach a host; log:\n{}",
+            d.log()
+        );
+    }
+    let ins = h4.request("GET", "/networks/myoverlay", None).json();
+    assert_eq!(ins["Driver"], "overlay");
+    assert_eq!(ins["Scope"], "global");
+    assert_eq!(ins["IPAM"]["Config"][0]["Subnet"], "172.16.16.0/24");
+    assert_eq!(
+        ins["Options"]["com.docker.network.driver.overlay.vxlanid_list"],
+        "256"
+    );
+
+    // web1 on host2, web2 on host3, web2-2 on host4.
+    h2.run_sandbox("web1", &["--net", "myoverlay"]);
+    ok(h3.vswitch(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--net",
+        "myoverlay",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+    ]));
+    h4.run_sandbox("web2-2", &["--net", "myoverlay"]);
+    let (ip1, ip2, ip22) = (ipv4(h2, "web1"), ipv4(h3, "web2"), ipv4(h4, "web2-2"));
+    let mut ips = vec![ip1.clone(), ip2.clone(), ip22.clone()];
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "cluster IPAM handed out one address twice");
+    // Overlay MTU 1450, and eth1 on docker_gwbridge holds the default route.
+    let links = h2.ip_json("web1", &["link", "show", "eth0"]);
+    assert_eq!(links[0]["mtu"], 1450);
+    assert_eq!(
+        h2.default_route("web1").map(|(_, dev)| dev).as_deref(),
+        Some("eth1")
+    );
+
+    assert!(
+        wait_until(Duration::from_secs(10), || h2.pings("web1", &ip2)),
+        "web1 cannot ping web2; log:\n{}",
+        h2.log()
+    );
+    assert!(h2.pings("web1", &ip22));
+    assert!(h3.pings("web2", &ip22));
+    assert!(h4.pings("web2-2", &ip1));
+    let got = wait_until(Duration::from_secs(10), || {
+        curl_in(h2, "web1", &format!("http://{ip2}:8080/")).is_some()
+    });
+    assert!(got, "HTTP from web1 to web2 failed");
+    // ARP for web2 was answered with web2's MAC.
+    let web2_mac = h3.ip_json("web2", &["link", "show", "eth0"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let neigh = stdout(&h2.in_sandbox("web1", &["ip", "neigh", "show", &ip2]));
+    assert!(neigh.contains(&web2_mac), "ip neigh in web1: {neigh}");
+
+    // Names across hosts (embedded DNS, issue #6).
+    assert_eq!(resolves(h2, "web1", "web2").as_deref(), Some(ip2.as_str()));
+    assert_eq!(
+        resolves(h3, "web2", "web2-2").as_deref(),
+        Some(ip22.as_str())
+    );
+
+    // A second web2 on the overlay: Docker's message, nothing left behind.
+    let err = fails(h4.vswitch(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--net",
+        "myoverlay",
+        "--",
+        "sleep",
+        "infinity",
+    ]));
+    assert!(
+        err.contains("service endpoint with name web2 already exists"),
+        "{err}"
+    );
+    assert!(
+        !stdout(&h4.vswitch(&["ps"])).contains("web2 "),
+        "half-made sandbox left"
+    );
+
+    // Egress through docker_gwbridge, masqueraded behind host2.
+    let body = curl_in(h2, "web1", &format!("http://{OUT_IP}:8000/")).expect("egress");
+    assert_eq!(body, "outside says hi\n");
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert_eq!(log.lines().last(), Some(HOST2), "the outside saw {log:?}");
+    // A published port of an overlay container answers on its host.
+    ok(h2.vswitch(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--net",
+        "myoverlay",
+        "-p",
+        "8081:8080",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+    ]));
+    let reached = wait_until(Duration::from_secs(10), || {
+        w.outside
+            .exec(&[
+                "curl",
+                "-s",
+                "--max-time",
+                "3",
+                &format!("http://{HOST2}:8081/"),
+            ])
+            .status
+            .success()
+    });
+    assert!(reached, "published port on the overlay; log:\n{}", h2.log());
+
+    // An internal overlay: eth0 only, no egress.
+    ok(h2.vswitch(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--internal",
+        "myinternal",
+    ]));
+    assert!(wait_until(Duration::from_secs(10), || has_network(
+        h3,
+        "myinternal"
+    )));
+    h3.run_sandbox("sealed", &["--net", "myinternal"]);
+    assert_eq!(h3.links_of("sealed"), vec!["lo", "eth0"]);
+    assert_eq!(h3.default_route("sealed"), None);
+    assert!(curl_in(h3, "sealed", &format!("http://{OUT_IP}:8000/")).is_none());
+
+    // host4's daemon dies: its endpoints leave the others within the lease TTL, while web1
+    // and web2 keep talking.
+    let mut h4 = w.h4;
+    h4.kill(libc::SIGKILL);
+    let gone = wait_until(Duration::from_secs(TTL_SECS + 6), || {
+        assert!(
+            h2.pings("web1", &ip2),
+            "web1 lost web2 while host4 was down"
+        );
+        resolves(h2, "web1", "web2-2").is_none()
+    });
+    assert!(gone, "host4's endpoint outlived its lease");
+    // Back up: its container is reachable again.
+    h4.start_again();
+    let back = wait_until(Duration::from_secs(20), || h2.pings("web1", &ip22));
+    assert!(
+        back,
+        "web2-2 not reachable after host4 restarted; log:\n{}",
+        h4.log()
+    );
+    assert_eq!(
+        resolves(h2, "web1", "web2-2").as_deref(),
+        Some(ip22.as_str())
+    );
+
+    // Removal is refused while endpoints exist anywhere.
+    let err = fails(h3.vswitch(&["network", "rm", "myoverlay"]));
+    assert!(err.contains("has active endpoints"), "{err}");
+}
+
+#[test]
+fn overlay_needs_a_cluster_store() {
+    let d = Daemon::start("ovn");
+    let err = fails(d.vswitch(&["network", "create", "-d", "overlay", "o1"]));
+    assert!(err.contains("cluster store"), "{err}");
+    assert!(!has_network(&d, "o1"));
+}
