@@ -911,7 +911,9 @@ impl Nat {
                     again = true;
                 }
             }
-            if f.host_eof && f.pending.is_empty() && !f.close_called && f.connected {
+            // Not before the handshake: smoltcp's close() in SYN-SENT aborts instead of a FIN.
+            if f.host_eof && f.pending.is_empty() && !f.close_called && f.connected && s.may_send()
+            {
                 s.close();
                 f.close_called = true;
                 again = true;

@@ -472,6 +472,31 @@ fn published_tcp_relays_into_the_container_from_a_relay_port() {
 }
 
 #[test]
+fn published_tcp_client_gone_before_the_handshake_gets_a_clean_close() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let c = sa("172.18.0.2:80");
+    n.add_neighbor(c.ip(), CMAC);
+    let flow = n.tcp_inbound(c).expect("flow");
+    n.tcp_host_eof(flow);
+    n.poll(ms(1));
+    let (frames, actions) = drain(&mut n);
+    assert_eq!(frames.len(), 1, "only the SYN");
+    let syn = seg(&frames[0]);
+    assert_eq!(syn.flags & (FLAG_SYN | FLAG_RST), FLAG_SYN);
+    assert!(actions.is_empty(), "{actions:?}");
+    n.handle_frame(
+        ms(2),
+        &tcp_frame(c, syn.src, 9000, syn.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
+    );
+    n.poll(ms(2));
+    let (frames, actions) = drain(&mut n);
+    let segs: Vec<Seg> = frames.iter().map(|f| seg(f)).collect();
+    assert!(segs.iter().all(|s| s.flags & FLAG_RST == 0), "{segs:?}");
+    assert!(segs.iter().any(|s| s.flags & FLAG_FIN != 0), "{segs:?}");
+    assert!(!actions.contains(&Action::TcpClose { flow, reset: true }));
+}
+
+#[test]
 fn published_tcp_refused_by_the_container_closes_the_client() {
     let mut n = Nat::new(config(), ms(0), 7);
     let c = sa("172.18.0.2:81");
