@@ -205,6 +205,16 @@ fn overlay_across_three_hosts() {
             d.log()
         );
     }
+    // The unmodified docker CLI sees it as Docker shows a global overlay.
+    let ls = ok(h3.docker(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=overlay",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]));
+    assert_eq!(ls.trim(), "myoverlay overlay global");
     let ins = h4.request("GET", "/networks/myoverlay", None).json();
     assert_eq!(ins["Driver"], "overlay");
     assert_eq!(ins["Scope"], "global");
