@@ -545,3 +545,30 @@ fn lost_lease_is_replaced_and_held_keys_put_again() {
         b.close().await;
     });
 }
+
+#[test]
+fn connect_to_nothing_fails_within_bounds() {
+    let ns = Netns::new("clc");
+    in_netns_thread(&ns.name, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            // Nothing listens on port 9 in a fresh namespace.
+            let cfg = ClusterConfig::parse_url("etcd://127.0.0.1:9", ip("192.0.2.1")).unwrap();
+            let t0 = Instant::now();
+            let e = match Cluster::connect(cfg, "h".into()).await {
+                Ok(_) => panic!("connected to nothing"),
+                Err(e) => e,
+            };
+            assert!(matches!(e, ClusterError::Connect(_)), "{e:?}");
+            assert_eq!(e.status(), 503);
+            assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+            assert!(matches!(
+                ClusterConfig::parse_url("consul://x:1", ip("192.0.2.1")),
+                Err(ClusterError::BadUrl(_))
+            ));
+        });
+    });
+}

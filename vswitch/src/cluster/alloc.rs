@@ -117,8 +117,12 @@ mod tests {
         assert_eq!(choose_vni(&taken, (VNI_MAX - VNI_FIRST + 1) as usize), None);
         taken.insert(VNI_MAX);
         assert_eq!(choose_vni(&taken, (VNI_MAX - VNI_FIRST) as usize), None);
-        let all: BTreeSet<u32> = (VNI_FIRST..=VNI_MAX).collect();
-        assert_eq!(choose_vni(&all, 0), None);
+        taken.insert(VNI_MAX - 2);
+        assert_eq!(
+            choose_vni(&taken, (VNI_MAX - VNI_FIRST - 2) as usize),
+            Some(VNI_MAX - 1)
+        );
+        assert_eq!(choose_vni(&taken, (VNI_MAX - VNI_FIRST - 1) as usize), None);
     }
 
     #[test]
