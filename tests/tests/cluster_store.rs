@@ -313,6 +313,13 @@ fn endpoint_name_conflict_is_dockers_error() {
         b.publish_endpoint(&other).await.unwrap();
         assert_eq!(b.endpoints(Some("n1")).await.unwrap(), vec![e1b]);
         assert_eq!(a.endpoints(None).await.unwrap().len(), 2);
+        // Renamed, the old name is free at once.
+        let mut e1c = e1.clone();
+        e1c.name = "web2b".into();
+        a.publish_endpoint(&e1c).await.unwrap();
+        let e8 = ep(&b, "n1", "e8", "web2", 8);
+        b.publish_endpoint(&e8).await.unwrap();
+        b.withdraw_endpoint("n1", "e8").await.unwrap();
         // Withdrawn, the name is free.
         a.withdraw_endpoint("n1", "e1").await.unwrap();
         let e2 = ep(&b, "n1", "e2", "web2", 3);

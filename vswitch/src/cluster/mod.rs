@@ -808,6 +808,15 @@ impl Cluster {
         let rec_key = k.endpoint(&rec.network_id, &rec.endpoint_id);
         let value = encode(rec);
         let name_key = (!rec.name.is_empty()).then(|| k.epname(&rec.network_id, &rec.name));
+        // The name this host published the endpoint under before, if any.
+        let old_name = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&rec_key)
+            .and_then(|v| serde_json::from_str::<EndpointRecord>(v).ok())
+            .map(|r| r.name);
         let resp = self
             .leased_txn(
                 "publish endpoint",
@@ -837,6 +846,19 @@ impl Cluster {
             .await?;
         if !txn_ok(&resp) {
             return Err(ClusterError::EndpointNameTaken(rec.name.clone()));
+        }
+        // Renamed: free the old name if it is still this endpoint's.
+        if let Some(old) = old_name.filter(|n| !n.is_empty() && *n != rec.name) {
+            let ok = k.epname(&rec.network_id, &old);
+            let txn = Txn::new()
+                .when([Compare::value(
+                    ok.as_str(),
+                    CompareOp::Equal,
+                    rec.endpoint_id.as_str(),
+                )])
+                .and_then([TxnOp::delete(ok.as_str(), None)]);
+            self.txn("publish endpoint", txn).await?;
+            self.held_remove(&[&ok]);
         }
         Ok(())
     }
@@ -917,7 +939,8 @@ impl Cluster {
     /// (networks first), then `Synced`, then changes from the snapshot's revision + 1. If the
     /// watch breaks (etcd restart, compaction), it is re-made with backoff and a fresh
     /// snapshot is sent, preceded by `Resync` (drop the view). Runs as a tokio task until
-    /// the receiver is dropped (it does not keep the lease alive).
+    /// the receiver is dropped (it does not keep the lease alive). Must be called inside a
+    /// tokio runtime.
     pub fn watch(&self) -> mpsc::Receiver<ClusterEvent> {
         let (tx, rx) = mpsc::channel(WATCH_CHANNEL);
         tokio::spawn(watch_loop(self.client(), self.inner.keys.clone(), tx));
