@@ -156,8 +156,7 @@ impl Engine {
             let r = r as usize;
             let frame_len = r.saturating_sub(VNET_HDR_LEN);
             // A full read may be a truncated message: drop it as well.
-            if r < VNET_HDR_LEN
-                || r >= FRAME_BUF
+            if !(VNET_HDR_LEN..FRAME_BUF).contains(&r)
                 || frame_len < ETH_LEN
                 || frame_len + HEADER_LEN > MAX_DATAGRAM
                 || (VxlanRepr { vni })

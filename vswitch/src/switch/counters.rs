@@ -91,6 +91,8 @@ pub struct Counters {
     pub flood_copies_denied: u64,
     /// ARP requests answered by the switch.
     pub arp_replies: u64,
+    /// IPv6 neighbour solicitations for remote endpoints answered by the switch.
+    pub nd_replies: u64,
     /// New FDB entries.
     pub fdb_learned: u64,
     /// FDB entries that moved to another port.

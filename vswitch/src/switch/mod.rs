@@ -81,6 +81,7 @@
 
 pub mod counters;
 pub mod fdb;
+mod nd;
 pub mod policy;
 pub mod port;
 
@@ -102,8 +103,9 @@ pub use port::{PortConfig, PortId, PortKind, MAX_PORTS, RELAY_PORTS};
 use crate::wire::{arp, ArpOp, MacAddr};
 use policy::{FrameInfo, L3};
 
-/// Room for one frame built by the switch (an ARP reply: 42 bytes, 46 with a VLAN tag).
-pub const MAX_REPLY_LEN: usize = 64;
+/// Room for one frame built by the switch (an ARP reply: 42 bytes, 46 with a VLAN tag; a
+/// neighbour advertisement: 86, 90).
+pub const MAX_REPLY_LEN: usize = 96;
 
 /// Errors of the control-plane calls (adding and removing ports).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,7 +194,8 @@ pub enum Verdict {
         /// Number of `Tx` entries added for this frame.
         copies: u32,
     },
-    /// An ARP request answered by the switch; the reply goes back out of the input port.
+    /// An ARP request (or an IPv6 neighbour solicitation for a remote endpoint) answered by
+    /// the switch; the reply goes back out of the input port.
     ArpReply,
 }
 
@@ -630,6 +633,9 @@ impl Switch {
         if let Some(v) = self.arp_suppress(in_port, &info, out)? {
             return Ok(v);
         }
+        if let Some(v) = self.nd_suppress(in_port, frame, &info, out)? {
+            return Ok(v);
+        }
 
         // Egress steering: a container's traffic for outside the network goes to the NAT
         // engine (gateway port) rather than to the host interface.
@@ -691,6 +697,62 @@ impl Switch {
         self.counters.flooded += 1;
         self.counters.flood_copies += u64::from(copies);
         Ok(Verdict::Flood { copies })
+    }
+
+    /// Neighbour discovery for remote endpoints: a solicitation for a remote endpoint's IPv6
+    /// address is answered like an ARP request for a remote IPv4 one (local addresses are
+    /// left to their owners, who get the multicast solicitation).
+    fn nd_suppress(
+        &mut self,
+        in_port: PortId,
+        frame: &[u8],
+        info: &FrameInfo,
+        out: &mut Decisions,
+    ) -> Result<Option<Verdict>, DropReason> {
+        if self.remote_ips.is_empty() || !matches!(info.l3, L3::Ipv6 { .. }) {
+            return Ok(None);
+        }
+        let Some((asker_ip, target)) = nd::solicitation(frame) else {
+            return Ok(None);
+        };
+        let Some(&mac) = self.remote_ips.get(&IpAddr::V6(target)) else {
+            return Ok(None);
+        };
+        let Some(owner) = self.remotes.get(&mac).map(|r| r.port) else {
+            return Ok(None);
+        };
+        if owner == in_port {
+            return Ok(None);
+        }
+        let from = self.ports.get(in_port.index()).and_then(Option::as_ref);
+        let dest = self.ports.get(owner.index()).and_then(Option::as_ref);
+        let (Some(from), Some(dest)) = (from, dest) else {
+            return Ok(None);
+        };
+        policy::egress_allows(&self.config, (in_port, from), (owner, dest), info)?;
+        let mut buf = ReplyBuf {
+            len: 0,
+            bytes: [0; MAX_REPLY_LEN],
+        };
+        let Some(n) = nd::emit_advertisement(
+            mac,
+            target,
+            info.src_mac,
+            asker_ip,
+            info.vlan,
+            &mut buf.bytes,
+        ) else {
+            return Ok(None);
+        };
+        buf.len = n as u8;
+        let slot = out.replies.len() as u32;
+        out.replies.push(buf);
+        out.tx.push(Tx {
+            port: in_port,
+            frame: FrameRef::Reply(slot),
+        });
+        self.counters.nd_replies += 1;
+        Ok(Some(Verdict::ArpReply))
     }
 
     /// ARP suppression: a request for a registered address (not an announcement, not for

@@ -1120,3 +1120,94 @@ fn remote_arp_answers_follow_the_policy() {
     assert!(matches!(v, Verdict::Flood { .. }), "{v:?}");
     assert!(!ports.contains(&t));
 }
+
+/// A neighbour solicitation from `src`/`src_ip` for `target` (to its solicited-node group).
+fn neighbor_solicitation(src: MacAddr, src_ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    let mut icmp = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&t);
+    icmp.extend_from_slice(&[1, 1]);
+    icmp.extend_from_slice(&src.0);
+    let ph = crate::wire::PseudoHeader::V6 {
+        src: src_ip,
+        dst: group,
+    };
+    let sum = !crate::wire::checksum::fold(crate::wire::checksum::accumulate(
+        ph.sum(IpProtocol::ICMPV6, icmp.len() as u32),
+        &icmp,
+    ));
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let g = group.octets();
+    let dst = MacAddr([0x33, 0x33, g[12], g[13], g[14], g[15]]);
+    let mut f = ip_frame(src, dst, None, ph, IpProtocol::ICMPV6, &[], &icmp);
+    f[14 + 7] = 255; // hop limit
+    f
+}
+
+#[test]
+fn neighbour_solicitation_for_a_remote_endpoint_answered_locally() {
+    let (mut n, t) = with_tunnel(SwitchConfig::default());
+    let a = n.c[0];
+    let r6 = ip6("fd00::1:5");
+    n.sw.set_remote_endpoint(t, rmac(5), &[IpAddr::V6(r6)])
+        .expect("remote");
+    let ns = neighbor_solicitation(cmac(2), ip6("fd00::2"), r6);
+    let (v, ports) = n.send(a, &ns, secs(1));
+    assert_eq!((v, ports), (Verdict::ArpReply, vec![a]));
+    assert_eq!(n.sw.counters().nd_replies, 1);
+    let na = n.out.reply(0).to_vec();
+    assert_eq!(na.len(), 86);
+    let eth = EthernetFrame::new_checked(&na[..]).expect("eth");
+    assert_eq!((eth.src_addr(), eth.dst_addr()), (rmac(5), cmac(2)));
+    let ip = crate::wire::Ipv6Packet::new_checked(eth.payload()).expect("ipv6");
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.hop_limit()),
+        (r6, ip6("fd00::2"), 255)
+    );
+    let icmp = crate::wire::IcmpPacket::new_checked(ip.payload()).expect("icmp");
+    assert!(icmp.verify_checksum_v6(&ip.pseudo_header()));
+    assert_eq!(icmp.msg_type(), 136);
+    let body = ip.payload();
+    assert_eq!(&body[4..8], &[0x60, 0, 0, 0], "solicited, override");
+    assert_eq!(&body[8..24], &r6.octets());
+    assert_eq!(&body[24..32], &[2, 1, 2, 0x42, 172, 18, 1, 5]);
+    // Cross-check with etherparse.
+    let p = etherparse::SlicedPacket::from_ethernet(&na).expect("etherparse");
+    match p.transport {
+        Some(etherparse::TransportSlice::Icmpv6(i)) => {
+            assert_eq!(i.type_u8(), 136);
+            let want =
+                i.icmp_type()
+                    .calc_checksum(r6.octets(), ip6("fd00::2").octets(), i.payload());
+            assert_eq!(want.ok(), Some(i.checksum()));
+        }
+        other => panic!("not icmpv6: {other:?}"),
+    }
+    // Local addresses are left to their owners (flooded locally); DAD is not answered;
+    // nothing goes to the tunnel.
+    let local = neighbor_solicitation(cmac(2), ip6("fd00::2"), ip6("fd00::3"));
+    let (v, ports) = n.send(a, &local, secs(1));
+    assert_eq!(v, Verdict::Flood { copies: 3 });
+    assert!(!ports.contains(&t));
+    let dad = neighbor_solicitation(cmac(2), Ipv6Addr::UNSPECIFIED, r6);
+    let (v, ports) = n.send(a, &dad, secs(1));
+    assert!(matches!(v, Verdict::Flood { .. }));
+    assert!(!ports.contains(&t));
+    // A bad checksum is not answered.
+    let mut bad = ns.clone();
+    bad[14 + 40 + 2] ^= 1;
+    assert!(matches!(n.send(a, &bad, secs(1)).0, Verdict::Flood { .. }));
+    // ICC off: refused like the ARP request.
+    n.sw.set_enable_icc(false);
+    assert_eq!(n.send(a, &ns, secs(1)).0, Verdict::Drop(DropReason::Icc));
+}
