@@ -331,10 +331,17 @@ async fn call<T>(
     ctx: &str,
     fut: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, ClusterError> {
-    match tokio::time::timeout(OP_TIMEOUT, fut).await {
+    call_within(ctx, OP_TIMEOUT, fut).await
+}
+
+async fn call_within<T>(
+    ctx: &str,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, ClusterError> {
+    match tokio::time::timeout(limit, fut).await {
         Err(_) => Err(ClusterError::Unavailable(format!(
-            "{ctx}: no answer within {}s",
-            OP_TIMEOUT.as_secs()
+            "{ctx}: no answer within {limit:?}"
         ))),
         Ok(r) => r.map_err(|e| map_etcd(ctx, e)),
     }
@@ -1018,6 +1025,7 @@ impl Inner {
     async fn keepalive_tick(
         &self,
         keeper: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+        limit: Duration,
     ) -> Result<(), ClusterError> {
         let (id, pending) = {
             let l = self.lease.read().await;
@@ -1029,8 +1037,9 @@ impl Inner {
                 self.reput(&mut lease).await?;
             }
         }
+        // Bounded by the round, so a stuck stream is re-made before the TTL runs out.
         let alive = match keeper {
-            Some((k, s)) if k.id() == id => call("lease keep-alive", async {
+            Some((k, s)) if k.id() == id => call_within("lease keep-alive", limit, async {
                 k.keep_alive().await?;
                 s.message().await
             })
@@ -1038,7 +1047,7 @@ impl Inner {
             .map(|m| m.map(|r| r.ttl() > 0)),
             _ => {
                 let mut c = self.client.clone();
-                call("lease keep-alive", c.lease_keep_alive(id))
+                call_within("lease keep-alive", limit, c.lease_keep_alive(id))
                     .await
                     .map(|pair| {
                         *keeper = Some(pair);
@@ -1086,7 +1095,7 @@ async fn keepalive_loop(
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = inner.keepalive_tick(&mut keeper).await {
+        if let Err(e) = inner.keepalive_tick(&mut keeper, every).await {
             tracing::warn!("cluster store: keep-alive: {e}");
         }
     }
