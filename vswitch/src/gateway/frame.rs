@@ -5,12 +5,17 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::wire::checksum::{self, PseudoHeader};
+use crate::wire::ethernet::HEADER_LEN as ETH_HEADER_LEN;
 use crate::wire::ipv4::DEFAULT_TTL;
 use crate::wire::ipv6::DEFAULT_HOP_LIMIT;
+use crate::wire::vnet_hdr::{self, GsoType, VnetHdrRepr};
 use crate::wire::{
     EtherType, EthernetFrame, EthernetRepr, IcmpPacket, IpProtocol, Ipv4Packet, Ipv4Repr,
     Ipv6Packet, Ipv6Repr, MacAddr, TcpPacket, UdpPacket,
 };
+
+/// Offset of the checksum in a TCP header.
+const TCP_CSUM: usize = 16;
 
 /// An IP packet received from a container, after the Ethernet header.
 #[derive(Debug, Clone, Copy)]
@@ -80,12 +85,12 @@ pub(crate) fn pseudo(src: IpAddr, dst: IpAddr) -> Option<PseudoHeader> {
     }
 }
 
-/// A TCP segment from a container with a valid checksum: (src port, dst port, flags).
-pub(crate) fn tcp_ports_flags(p: &Inbound<'_>) -> Option<(u16, u16, u8)> {
+/// A TCP segment from a container with a valid checksum (not checked unless `verify`: a
+/// super-frame's is partial): (src port, dst port, flags).
+pub(crate) fn tcp_ports_flags(p: &Inbound<'_>, verify: bool) -> Option<(u16, u16, u8)> {
     let ph = pseudo(p.src, p.dst)?;
     let t = TcpPacket::new_checked(p.l4).ok()?;
-    t.verify_checksum(&ph)
-        .then(|| (t.src_port(), t.dst_port(), t.flags()))
+    (!verify || t.verify_checksum(&ph)).then(|| (t.src_port(), t.dst_port(), t.flags()))
 }
 
 /// A UDP datagram from a container with a valid (or, IPv4, absent) checksum:
@@ -218,11 +223,39 @@ pub(crate) fn ip_frame(
     Some(f)
 }
 
-/// Wraps an IP packet built by smoltcp into an Ethernet frame; `None` if it is not IP.
-pub(crate) fn wrap_ip(src_mac: MacAddr, dst_mac: MacAddr, packet: &[u8]) -> Option<Vec<u8>> {
-    let ethertype = match packet.first()? >> 4 {
-        4 => EtherType::IPV4,
-        6 => EtherType::IPV6,
+/// Turns `buf` — [`ETH_HEADER_LEN`] bytes of room, then an IP packet built by smoltcp — into a
+/// frame `src_mac` → `dst_mac` for a port with offloads, and returns its virtio-net header. A
+/// TCP segment gets the pseudo-header sum in its checksum field (`NEEDS_CSUM`: the port, or
+/// the datapath for a port without offloads, completes it) and, with more than `gso` payload
+/// bytes, becomes a GSO super-frame cut at `gso`. `None` for anything malformed.
+pub(crate) fn finish_out(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    gso: Option<u16>,
+) -> Option<VnetHdrRepr> {
+    let packet = buf.get(ETH_HEADER_LEN..)?;
+    let (ethertype, src, dst, proto, l3_len, l4_len) = match packet.first()? >> 4 {
+        4 => {
+            let p = Ipv4Packet::new_checked(packet).ok()?;
+            let hl = p.header_len();
+            let l4 = usize::from(p.total_len()).checked_sub(hl)?;
+            let (s, d) = (IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()));
+            (EtherType::IPV4, s, d, p.protocol(), hl, l4)
+        }
+        6 => {
+            let p = Ipv6Packet::new_checked(packet).ok()?;
+            let (s, d) = (IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()));
+            let l4 = usize::from(p.payload_len());
+            (
+                EtherType::IPV6,
+                s,
+                d,
+                p.next_header(),
+                crate::wire::ipv6::HEADER_LEN,
+                l4,
+            )
+        }
         _ => return None,
     };
     let eth = EthernetRepr {
@@ -231,11 +264,35 @@ pub(crate) fn wrap_ip(src_mac: MacAddr, dst_mac: MacAddr, packet: &[u8]) -> Opti
         vlan: None,
         ethertype,
     };
-    let ehl = eth.header_len();
-    let mut f = vec![0u8; ehl + packet.len()];
-    eth.emit(&mut f).ok()?;
-    f[ehl..].copy_from_slice(packet);
-    Some(f)
+    eth.emit(buf.get_mut(..ETH_HEADER_LEN)?).ok()?;
+    if proto != IpProtocol::TCP {
+        return Some(VnetHdrRepr::NONE);
+    }
+    let l4_off = ETH_HEADER_LEN + l3_len;
+    let l4 = buf.get_mut(l4_off..l4_off + l4_len)?;
+    let thl = TcpPacket::new_checked(&*l4).ok()?.header_len();
+    let partial =
+        checksum::fold(pseudo(src, dst)?.sum(IpProtocol::TCP, u32::try_from(l4_len).ok()?));
+    l4.get_mut(TCP_CSUM..TCP_CSUM + 2)?
+        .copy_from_slice(&partial.to_be_bytes());
+    let mut h = VnetHdrRepr {
+        flags: vnet_hdr::FLAG_NEEDS_CSUM,
+        gso_type: GsoType::None,
+        ecn: false,
+        hdr_len: u16::try_from(l4_off + thl).ok()?,
+        gso_size: 0,
+        csum_start: u16::try_from(l4_off).ok()?,
+        csum_offset: TCP_CSUM as u16,
+    };
+    if let Some(mss) = gso.filter(|&m| m > 0 && l4_len - thl > usize::from(m)) {
+        h.gso_type = if src.is_ipv4() {
+            GsoType::TcpV4
+        } else {
+            GsoType::TcpV6
+        };
+        h.gso_size = mss;
+    }
+    Some(h)
 }
 
 /// The destination address of an IP packet built by smoltcp.

@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use crate::port::tap::VNET_HDR_LEN;
 use crate::port::PortIo;
+use crate::wire::vnet_hdr::{resolve_offloads, GsoType, VnetHdr, VnetHdrRepr};
 use crate::wire::MacAddr;
 pub use frame::check_emitted;
 pub use nat::{Action, FlowId, Nat, NatConfig, NatError, NatStats};
@@ -46,9 +47,12 @@ pub use nat::{Action, FlowId, Nat, NatConfig, NatError, NatStats};
 pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Host → container bytes read from a host socket and not yet taken by the container's
 /// connection, per flow.
-pub const HOST_READ_WINDOW: usize = 128 * 1024;
+pub const HOST_READ_WINDOW: usize = 1024 * 1024;
 /// One read from a host TCP socket.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// Send buffer of each socketpair end: room for 64 super-frames between datapath and engine
+/// (the default, about 200 KiB, holds three).
+const SOCKETPAIR_BUFFER: libc::c_int = 4 * 1024 * 1024;
 /// Backlog of published TCP listeners.
 const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Host events handled between two polls of the state machine.
@@ -222,6 +226,9 @@ impl Gateway {
     /// to the network's switch as `PortConfig::gateway(mac)` (with the gateway addresses).
     pub fn start(rt: &Handle, cfg: GatewayConfig) -> Result<(GatewayHandle, PortIo), GatewayError> {
         let (ours, theirs) = seqpacket_pair()?;
+        for fd in [&ours, &theirs] {
+            set_sndbuf(fd.as_raw_fd(), SOCKETPAIR_BUFFER);
+        }
         let network: Arc<str> = Arc::from(cfg.network_id.as_str());
         let start = Instant::now();
         let seed = std::time::SystemTime::now()
@@ -256,6 +263,7 @@ impl Gateway {
             tx: tx.clone(),
             start,
             out: std::collections::VecDeque::new(),
+            scratch: vec![0u8; FRAME_MAX],
             tcp: HashMap::new(),
             udp: HashMap::new(),
             icmp4: None,
@@ -271,9 +279,11 @@ impl Gateway {
             _stopper: Arc::new(Stopper(tx)),
             network,
         };
+        // With offloads, the datapath hands over containers' TCP super-frames whole (and
+        // takes ours): smoltcp then handles one 64 KiB segment instead of 45.
         let io = PortIo {
             file: std::fs::File::from(theirs),
-            offload: false,
+            offload: true,
             delete_on_close: None,
         };
         Ok((handle, io))
@@ -399,6 +409,25 @@ impl GatewayHandle {
     }
 }
 
+/// Raises a socket's send buffer (beyond `wmem_max` when privileged); best effort.
+fn set_sndbuf(fd: RawFd, size: libc::c_int) {
+    for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt with a live fd and an int option value.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+}
+
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), GatewayError> {
     crate::port::seqpacket_pair().map_err(|source| GatewayError::Sys {
         op: "socketpair",
@@ -450,8 +479,10 @@ struct Driver {
     rx: mpsc::UnboundedReceiver<Event>,
     tx: mpsc::UnboundedSender<Event>,
     start: Instant,
-    /// Frames waiting for room in the socketpair.
-    out: std::collections::VecDeque<Vec<u8>>,
+    /// Frames (virtio-net header, frame) waiting for room in the socketpair.
+    out: std::collections::VecDeque<([u8; VNET_HDR_LEN], Vec<u8>)>,
+    /// Segments of a UDP super-frame (allocated once).
+    scratch: Vec<u8>,
     tcp: HashMap<FlowId, TcpHost>,
     udp: HashMap<FlowId, UdpHost>,
     icmp4: Option<Arc<AsyncFd<OwnedFd>>>,
@@ -462,6 +493,8 @@ struct Driver {
 
 /// The largest frame the datapath hands over (64 KiB + headers).
 const FRAME_MAX: usize = 65_536 + VNET_HDR_LEN + 64;
+/// Most frames waiting for the socketpair (up to 64 MiB of super-frames).
+const OUT_BACKLOG: usize = 1024;
 
 impl Driver {
     fn now(&self) -> Duration {
@@ -500,11 +533,8 @@ impl Driver {
                             eof = true;
                             break;
                         }
-                        let n = n as usize;
-                        if n > VNET_HDR_LEN {
-                            let now = self.now();
-                            self.nat.handle_frame(now, &buf[VNET_HDR_LEN..n]);
-                        }
+                        let now = self.now();
+                        input(&mut self.nat, &mut self.scratch, now, &mut buf[..n as usize]);
                     }
                     if eof {
                         break;
@@ -562,11 +592,12 @@ impl Driver {
     }
 
     fn flush(&mut self) {
-        while let Some(f) = self.nat.pop_frame() {
-            self.out.push_back(f);
+        while let Some((h, f)) = self.nat.pop_offloaded_frame() {
+            let mut hdr = [0u8; VNET_HDR_LEN];
+            let _ = h.emit(&mut hdr);
+            self.out.push_back((hdr, f));
         }
-        let hdr = [0u8; VNET_HDR_LEN];
-        while let Some(f) = self.out.front() {
+        while let Some((hdr, f)) = self.out.front() {
             let iov = [
                 libc::iovec {
                     iov_base: hdr.as_ptr() as *mut _,
@@ -587,10 +618,12 @@ impl Driver {
                     _ => {}
                 }
             }
-            self.out.pop_front();
+            if let Some((_, f)) = self.out.pop_front() {
+                self.nat.recycle(f);
+            }
         }
         // Bound the backlog: beyond it frames are dropped, as a full NIC queue would.
-        while self.out.len() > 4096 {
+        while self.out.len() > OUT_BACKLOG {
             self.out.pop_front();
         }
     }
@@ -905,6 +938,28 @@ impl Driver {
                 len,
             )
         };
+    }
+}
+
+/// One message from the datapath: virtio-net header, then the frame. TCP super-frames go
+/// to the engine whole; other offloads (partial checksum, UDP GSO) are resolved first.
+fn input(nat: &mut Nat, scratch: &mut [u8], now: Duration, msg: &mut [u8]) {
+    let Some(hdr) = msg
+        .get(..VNET_HDR_LEN)
+        .and_then(|h| VnetHdr::new_checked(h).ok())
+        .and_then(|h| VnetHdrRepr::parse(&h).ok())
+    else {
+        return;
+    };
+    let Some(frame) = msg.get_mut(VNET_HDR_LEN..).filter(|f| !f.is_empty()) else {
+        return;
+    };
+    match hdr.gso_type {
+        GsoType::TcpV4 | GsoType::TcpV6 => nat.handle_gso_frame(now, frame),
+        GsoType::None if !hdr.needs_csum() => nat.handle_frame(now, frame),
+        _ => {
+            let _ = resolve_offloads(frame, &hdr, scratch, |f| nat.handle_frame(now, f));
+        }
     }
 }
 

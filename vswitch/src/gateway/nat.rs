@@ -27,16 +27,18 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use super::frame;
 use crate::switch::RELAY_PORTS;
+use crate::wire::vnet_hdr::{self, VnetHdrRepr};
 use crate::wire::{tcp as tcpw, IpProtocol, MacAddr};
 
 /// Most flows (TCP + UDP + ICMP echo) one network's gateway keeps at once.
@@ -45,10 +47,21 @@ pub const MAX_FLOWS: usize = 4096;
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// An ICMP echo mapping with no request or reply for this long is forgotten (conntrack: 30 s).
 pub const ICMP_TIMEOUT: Duration = Duration::from_secs(30);
-/// smoltcp receive and send buffer of each relayed TCP connection.
-pub const TCP_BUFFER: usize = 64 * 1024;
+/// smoltcp receive and send buffer of each relayed TCP connection (window scaling makes it the
+/// window). Allocated zeroed, so only the pages data reaches cost memory (smoltcp restarts an
+/// emptied ring at its start).
+pub const TCP_BUFFER: usize = 2 * 1024 * 1024;
 /// Container → host bytes a flow may have handed to the host side and not yet written.
-pub const HOST_WINDOW: usize = 256 * 1024;
+pub const HOST_WINDOW: usize = 2 * 1024 * 1024;
+/// Largest IP packet smoltcp builds: a TCP super-segment that the port (or the datapath, for
+/// a port without offloads) cuts at the container's MSS.
+pub const GSO_MAX: usize = 65_535;
+/// Most container → host bytes handed over in one [`Action::TcpData`].
+const RECV_CHUNK: usize = 256 * 1024;
+/// Ethernet header room kept in front of each packet smoltcp builds.
+const ETH_ROOM: usize = crate::wire::ethernet::HEADER_LEN;
+/// Spare packet buffers kept for reuse, per direction.
+const POOL: usize = 64;
 /// Most container MAC addresses remembered (learned from their frames or given).
 pub const MAX_NEIGHBORS: usize = 8192;
 
@@ -217,49 +230,103 @@ struct IcmpFlow {
     last: Duration,
 }
 
-/// The smoltcp device: IP packets queued in and out.
+/// The smoltcp device: IP packets queued in and out, in recycled buffers (no allocation per
+/// packet once the pools are warm).
 struct Queues {
     rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
+    rx_free: Vec<Vec<u8>>,
+    /// Packets built by smoltcp ([`ETH_ROOM`] bytes of room in front) with their GSO size.
+    tx: Vec<(Vec<u8>, Option<u16>)>,
+    tx_free: Vec<Vec<u8>>,
     mtu: usize,
 }
 
-struct Rx(Vec<u8>);
-struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+struct Rx<'a> {
+    buf: Vec<u8>,
+    free: &'a mut Vec<Vec<u8>>,
+}
 
-impl RxToken for Rx {
+struct Tx<'a> {
+    tx: &'a mut Vec<(Vec<u8>, Option<u16>)>,
+    free: &'a mut Vec<Vec<u8>>,
+    gso: Option<u16>,
+}
+
+fn recycle(pool: &mut Vec<Vec<u8>>, b: Vec<u8>) {
+    if pool.len() < POOL {
+        pool.push(b);
+    }
+}
+
+impl RxToken for Rx<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+        let r = f(&self.buf);
+        recycle(self.free, self.buf);
+        r
     }
 }
 
 impl TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut b = vec![0u8; len];
-        let r = f(&mut b);
-        self.0.push(b);
+        let mut b = self.free.pop().unwrap_or_default();
+        b.clear();
+        b.resize(ETH_ROOM + len, 0);
+        let r = f(&mut b[ETH_ROOM..]);
+        self.tx.push((b, self.gso));
         r
+    }
+
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.gso = meta.segmentation_offload_size.map(|n| n.get());
     }
 }
 
 impl Device for Queues {
-    type RxToken<'a> = Rx;
+    type RxToken<'a> = Rx<'a>;
     type TxToken<'a> = Tx<'a>;
 
-    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx, Tx<'_>)> {
-        let p = self.rx.pop_front()?;
-        Some((Rx(p), Tx(&mut self.tx)))
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx<'_>, Tx<'_>)> {
+        let buf = self.rx.pop_front()?;
+        Some((
+            Rx {
+                buf,
+                free: &mut self.rx_free,
+            },
+            Tx {
+                tx: &mut self.tx,
+                free: &mut self.tx_free,
+                gso: None,
+            },
+        ))
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.tx))
+        Some(Tx {
+            tx: &mut self.tx,
+            free: &mut self.tx_free,
+            gso: None,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut c = DeviceCapabilities::default();
         c.medium = Medium::Ip;
         c.max_transmission_unit = self.mtu;
+        // TCP checksums: verified by the engine's parser (or partial in a super-frame from
+        // the kernel), and left partial on output for the port to complete.
+        c.checksum.tcp = Checksum::None;
+        c.segmentation.tcpv4 = NonZeroUsize::new(GSO_MAX);
+        c.segmentation.tcpv6 = NonZeroUsize::new(GSO_MAX);
         c
+    }
+}
+
+impl Queues {
+    fn push_rx(&mut self, packet: &[u8]) {
+        let mut b = self.rx_free.pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(packet);
+        self.rx.push_back(b);
     }
 }
 
@@ -286,6 +353,18 @@ fn routable(a: IpAddr) -> bool {
     }
 }
 
+/// A relay socket: no Nagle (the host side already batches), ACKs at the end of each poll
+/// rather than after smoltcp's 10 ms delay (super-frames are acked one by one anyway).
+fn new_socket() -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+    );
+    s.set_nagle_enabled(false);
+    s.set_ack_delay(None);
+    s
+}
+
 fn instant(now: Duration) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
 }
@@ -309,7 +388,8 @@ pub struct Nat {
     next_ident: u16,
     relay_used: HashSet<(IpAddr, u16)>,
     next_relay: u16,
-    frames: VecDeque<Vec<u8>>,
+    /// Frames for the containers with their virtio-net header (partial TCP checksum, GSO).
+    frames: VecDeque<(VnetHdrRepr, Vec<u8>)>,
     actions: VecDeque<Action>,
     cap_warned: bool,
     stats: NatStats,
@@ -338,7 +418,9 @@ impl Nat {
             .filter(|a| !(a.is_unspecified() || a.is_multicast()));
         let mut dev = Queues {
             rx: VecDeque::new(),
+            rx_free: Vec::new(),
             tx: Vec::new(),
+            tx_free: Vec::new(),
             mtu: cfg.mtu,
         };
         let mut c = Config::new(HardwareAddress::Ip);
@@ -411,9 +493,26 @@ impl Nat {
         self.neighbors.remove(&ip);
     }
 
-    /// Next frame to send into the network (towards a container).
-    pub fn pop_frame(&mut self) -> Option<Vec<u8>> {
+    /// Next frame to send into the network (towards a container), with its virtio-net header:
+    /// TCP checksums are partial (`NEEDS_CSUM`) and a TCP segment longer than the container's
+    /// MSS is a GSO super-frame. Give the buffer back with [`Nat::recycle`] once written.
+    pub fn pop_offloaded_frame(&mut self) -> Option<(VnetHdrRepr, Vec<u8>)> {
         self.frames.pop_front()
+    }
+
+    /// Next frame as a port without offloads sees it: checksums complete (a super-frame
+    /// stays whole). For tests and fuzzing; the gateway uses [`Nat::pop_offloaded_frame`].
+    pub fn pop_frame(&mut self) -> Option<Vec<u8>> {
+        let (h, mut f) = self.frames.pop_front()?;
+        if vnet_hdr::complete_checksum(&mut f, &h).is_err() {
+            self.stats.dropped += 1;
+        }
+        Some(f)
+    }
+
+    /// Returns a written frame's buffer for reuse.
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        recycle(&mut self.dev.tx_free, frame);
     }
 
     /// Next host-socket action.
@@ -477,6 +576,17 @@ impl Nat {
     /// A frame the switch sent to the gateway port (a container's packet for outside the
     /// network, or an answer to a published-port relay). Call [`Nat::poll`] after a batch.
     pub fn handle_frame(&mut self, now: Duration, frame: &[u8]) {
+        self.input(now, frame, true);
+    }
+
+    /// A TCP GSO super-frame from a port with offloads (virtio-net header `TCPV4`/`TCPV6`):
+    /// its TCP checksum is partial, so it is not verified, and it may exceed the MTU (smoltcp
+    /// takes it whole when it fits the window). Anything but TCP is dropped.
+    pub fn handle_gso_frame(&mut self, now: Duration, frame: &[u8]) {
+        self.input(now, frame, false);
+    }
+
+    fn input(&mut self, now: Duration, frame: &[u8], verify: bool) {
         self.stats.frames_in += 1;
         let Some(p) = frame::parse(frame) else {
             self.stats.dropped += 1;
@@ -496,9 +606,9 @@ impl Nat {
             self.add_neighbor(p.src, p.src_mac);
         }
         let handled = match p.proto {
-            IpProtocol::TCP => self.on_tcp(now, &p),
-            IpProtocol::UDP => self.on_udp(now, &p, relay),
-            IpProtocol::ICMP | IpProtocol::ICMPV6 if !relay => self.on_icmp(now, &p),
+            IpProtocol::TCP => self.on_tcp(now, &p, verify),
+            IpProtocol::UDP if verify => self.on_udp(now, &p, relay),
+            IpProtocol::ICMP | IpProtocol::ICMPV6 if verify && !relay => self.on_icmp(now, &p),
             _ => false,
         };
         if !handled {
@@ -506,8 +616,8 @@ impl Nat {
         }
     }
 
-    fn on_tcp(&mut self, now: Duration, p: &frame::Inbound<'_>) -> bool {
-        let Some((sp, dp, flags)) = frame::tcp_ports_flags(p) else {
+    fn on_tcp(&mut self, now: Duration, p: &frame::Inbound<'_>, verify: bool) -> bool {
+        let Some((sp, dp, flags)) = frame::tcp_ports_flags(p, verify) else {
             return false;
         };
         let container = SocketAddr::new(p.src, sp);
@@ -519,11 +629,7 @@ impl Nat {
             if !self.admit() {
                 return true;
             }
-            let mut s = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-            );
-            s.set_nagle_enabled(false);
+            let mut s = new_socket();
             s.pause_synack(true);
             if s.listen(IpListenEndpoint {
                 addr: Some(IpAddress::from(p.dst)),
@@ -537,7 +643,7 @@ impl Nat {
             let flow = self.new_flow_id();
             self.tcp.insert(flow, TcpFlow::new(handle, key, false));
             self.tcp_keys.insert(key, flow);
-            self.dev.rx.push_back(p.packet.to_vec());
+            self.dev.push_rx(p.packet);
             self.iface
                 .poll(instant(now), &mut self.dev, &mut self.sockets);
             let s = self.sockets.get::<tcp::Socket>(handle);
@@ -555,7 +661,7 @@ impl Nat {
             return true;
         }
         // Known flows, and anything else: smoltcp answers unknown segments with a RST.
-        self.dev.rx.push_back(p.packet.to_vec());
+        self.dev.push_rx(p.packet);
         true
     }
 
@@ -722,11 +828,7 @@ impl Nat {
             return Err(NatError::Full);
         }
         let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-        );
-        s.set_nagle_enabled(false);
+        let mut s = new_socket();
         if s.connect(self.iface.context(), container, SocketAddr::new(gw, port))
             .is_err()
         {
@@ -853,24 +955,34 @@ impl Nat {
         };
         if let Some(f) = frame::ip_frame(self.cfg.gateway_mac, mac, src, dst, proto, l4) {
             self.stats.frames_out += 1;
-            self.frames.push_back(f);
+            self.frames.push_back((VnetHdrRepr::NONE, f));
         }
     }
 
+    /// Frames smoltcp's packets for their container, in place: Ethernet header in the room
+    /// kept in front, TCP checksum left partial, GSO for segments longer than the MSS.
     fn flush_tx(&mut self) {
-        for p in std::mem::take(&mut self.dev.tx) {
-            let Some(dst) = frame::ip_dst(&p) else {
-                continue;
-            };
-            let Some(mac) = self.neighbors.get(&dst).copied() else {
+        // Taken out and put back to keep its capacity.
+        let mut tx = std::mem::take(&mut self.dev.tx);
+        for (mut b, gso) in tx.drain(..) {
+            let mac = b
+                .get(ETH_ROOM..)
+                .and_then(frame::ip_dst)
+                .and_then(|dst| self.neighbors.get(&dst).copied());
+            let Some(mac) = mac else {
                 self.stats.no_neighbor += 1;
+                recycle(&mut self.dev.tx_free, b);
                 continue;
             };
-            if let Some(f) = frame::wrap_ip(self.cfg.gateway_mac, mac, &p) {
-                self.stats.frames_out += 1;
-                self.frames.push_back(f);
+            match frame::finish_out(&mut b, self.cfg.gateway_mac, mac, gso) {
+                Some(h) => {
+                    self.stats.frames_out += 1;
+                    self.frames.push_back((h, b));
+                }
+                None => recycle(&mut self.dev.tx_free, b),
             }
         }
+        self.dev.tx = tx;
     }
 
     /// Runs smoltcp on the queued frames, relays TCP bytes, expires flows, and queues the
@@ -920,13 +1032,21 @@ impl Nat {
             }
             // Container → host.
             while f.credit > 0 && s.can_recv() && f.connected {
-                let want = f.credit.min(s.recv_queue()).min(64 * 1024);
-                let mut data = vec![0u8; want];
-                let n = s.recv_slice(&mut data).unwrap_or(0);
+                let want = f.credit.min(s.recv_queue()).min(RECV_CHUNK);
+                let mut data = Vec::with_capacity(want);
+                // The ring may wrap: two contiguous pieces at most.
+                for _ in 0..2 {
+                    let room = want - data.len();
+                    let _ = s.recv(|b| {
+                        let k = b.len().min(room);
+                        data.extend_from_slice(&b[..k]);
+                        (k, ())
+                    });
+                }
+                let n = data.len();
                 if n == 0 {
                     break;
                 }
-                data.truncate(n);
                 f.credit -= n;
                 again = true;
                 self.actions.push_back(Action::TcpData { flow, data });
