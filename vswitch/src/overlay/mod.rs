@@ -8,12 +8,12 @@
 //! `SOCK_SEQPACKET` socketpair; the thread serves the other end of every such pair:
 //!
 //! - frames the switch sends to the tunnel port (virtio-net header + Ethernet frame; the port
-//!   has no offloads, so the datapath has already segmented GSO frames and completed
-//!   checksums) are encapsulated in place with the network's VNI and sent to the VTEP owning
-//!   the destination MAC ([`TunnelHost::set_remote_mac`]). Broadcast, multicast and unknown
-//!   unicast go to every peer of the VNI (head-end replication) when the VNI was attached
-//!   with `flood`, and are dropped (counted in [`TunnelDrops::not_flooded`]) otherwise:
-//!   cluster overlays flood nothing over the underlay;
+//!   takes offloads, so TSO frames and partial checksums arrive whole and are segmented or
+//!   completed by the tunnel thread) are encapsulated with the network's VNI and sent to the
+//!   VTEP owning the destination MAC ([`TunnelHost::set_remote_mac`]). Broadcast, multicast
+//!   and unknown unicast go to every peer of the VNI (head-end replication) when the VNI
+//!   was attached with `flood`, and are dropped (counted in [`TunnelDrops::not_flooded`])
+//!   otherwise: cluster overlays flood nothing over the underlay;
 //! - datagrams received on the socket are decapsulated and handed to the switch of their VNI
 //!   when the VNI is attached and the sender is one of that VNI's peers
 //!   ([`TunnelHost::add_peer`]); everything else is dropped and counted (per VNI:
@@ -265,9 +265,11 @@ impl TunnelHost {
             }
             return Err(sys("epoll add")(e));
         }
+        // Offloads: the datapath hands TSO frames over whole; the tunnel thread segments
+        // them straight into its send batch (one message instead of one per segment).
         Ok(PortIo {
             file: std::fs::File::from(theirs),
-            offload: false,
+            offload: true,
             delete_on_close: None,
         })
     }

@@ -306,3 +306,76 @@ fn switch_side_close_and_shutdown() {
     assert!(matches!(h.attach(602, true), Err(OverlayError::Stopped)));
     h.shutdown();
 }
+
+#[test]
+fn tso_frame_is_segmented_by_the_tunnel() {
+    use crate::wire::testutil::{ip_frame, tcp_segment, v4};
+    use crate::wire::vnet_hdr::{GsoType, FLAG_NEEDS_CSUM};
+    use crate::wire::{IpProtocol, VnetHdrRepr};
+    let h = hosts(&[71, 72]);
+    let (a, b) = (&h[0], &h[1]);
+    let pa = a.attach(700, false).unwrap();
+    let pb = b.attach(700, false).unwrap();
+    assert!(pa.offload, "the tunnel port takes TSO frames");
+    a.set_remote_mac(700, MacAddr(MAC_B), lo(72));
+    b.add_peer(700, lo(71));
+    // A 40 000-byte TCP payload in one frame, MSS 1398 (overlay MTU 1450).
+    let ph = v4("172.18.0.2", "172.18.0.3");
+    let data: Vec<u8> = (0..40_000).map(|i| (i * 7 + i / 251) as u8).collect();
+    let seg = tcp_segment(&ph, (40000, 5201), 1000, 0x18, &[], &data);
+    let frame = ip_frame(
+        MacAddr(MAC_A),
+        MacAddr(MAC_B),
+        None,
+        ph,
+        IpProtocol::TCP,
+        &[],
+        &seg,
+    );
+    let hdr = VnetHdrRepr {
+        flags: FLAG_NEEDS_CSUM,
+        gso_type: GsoType::TcpV4,
+        ecn: false,
+        hdr_len: 54,
+        gso_size: 1398,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    let mut msg = vec![0u8; VNET_HDR_LEN];
+    hdr.emit(&mut msg).unwrap();
+    msg.extend_from_slice(&frame);
+    // SAFETY: writing our buffer.
+    let r = unsafe { libc::write(pa.file.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    assert_eq!(r as usize, msg.len());
+    let want = data.len().div_ceil(1398);
+    let mut joined = Vec::new();
+    for i in 0..want {
+        let f = recv(&pb, LONG).unwrap_or_else(|| panic!("segment {i} of {want}"));
+        assert!(f.len() <= 1450 + 14, "segment {i}: {} bytes", f.len());
+        // Every checksum valid, as the kernel would check it.
+        let p = etherparse::SlicedPacket::from_ethernet(&f).expect("etherparse");
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not ipv4")
+        };
+        assert_eq!(
+            ip.header().header_checksum(),
+            ip.header().to_header().calc_header_checksum()
+        );
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = &p.transport else {
+            panic!("not tcp")
+        };
+        let sum = tcp
+            .to_header()
+            .calc_checksum_ipv4(&ip.header().to_header(), tcp.payload())
+            .unwrap();
+        assert_eq!(tcp.checksum(), sum, "segment {i}");
+        joined.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(joined, data);
+    assert_eq!(recv(&pb, SHORT), None);
+    let s = a.stats(700).unwrap();
+    assert_eq!(
+        (s.tx_frames, s.tx_datagrams, s.dropped.total()),
+        (1, want as u64, 0)
+    );
+}

@@ -4,9 +4,11 @@
 //! Frames from a switch are read back to back into one buffer, each with `readv`: the 10-byte
 //! virtio-net header goes to a scratch array and the frame lands 8 bytes further than the end
 //! of the previous datagram, where its VXLAN header is then written. So a batch is one run of
-//! datagrams with no copy, and consecutive equal-sized datagrams for one VTEP (a TCP stream
-//! segmented by the datapath) leave with one UDP GSO `sendmsg`; everything else goes out with
-//! `sendmmsg`. Decapsulated frames go to the switch with a `writev` of a zero (`NONE`)
+//! datagrams with no copy. The port takes offloads (the datapath hands over 64 KiB TSO frames
+//! and partial checksums whole, in one message): such a frame is segmented (or its checksum
+//! completed) here, each segment copied into the run behind its own VXLAN header.
+//! Consecutive equal-sized datagrams for one VTEP (a TCP stream) leave with one UDP GSO
+//! `sendmsg`; everything else goes out with `sendmmsg`. Decapsulated frames go to the switch with a `writev` of a zero (`NONE`)
 //! virtio-net header and the inner frame within the receive buffer. Nothing here allocates
 //! after [`Engine::new`], and no datagram can make it panic (all slicing is checked by
 //! [`encap::decapsulate`] or guarded by lengths).
@@ -22,12 +24,15 @@ use encap::{
 };
 
 use super::{Shared, TunnelStats, SOCKET_TOKEN, STOP_TOKEN};
-use crate::datapath::FRAME_BUF;
+use crate::datapath::{FRAME_BUF, SCRATCH};
 use crate::port::tap::VNET_HDR_LEN;
-use crate::wire::MacAddr;
+use crate::wire::vnet_hdr::resolve_offloads;
+use crate::wire::{MacAddr, VnetHdr, VnetHdrRepr};
 
 /// Frames read from a switch (and datagrams received) per batch.
 pub const BATCH: usize = 64;
+/// Datagrams one batch may hold: segments of TSO frames included.
+const SPANS: usize = 4 * BATCH;
 /// Datagrams per `send_batch` call (its own chunk size).
 const SEND_LIST: usize = encap::SEND_BATCH_MAX;
 /// Shortest inner frame: an Ethernet header.
@@ -37,8 +42,10 @@ const NONE_HDR: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
 /// Receive rounds per wake-up before waiting again (fairness between the two directions).
 const RX_ROUNDS: usize = 4;
 /// Bytes of the transmit buffer: a batch of MTU-sized frames with room for one more of the
-/// largest size (a read never starts with less than `FRAME_BUF` left).
+/// largest size and its segments (a read never starts with less than `ROOM` left).
 const TX_BUF: usize = 4 * FRAME_BUF;
+/// Room a read needs: the largest frame, and as much again for its segments' headers.
+const ROOM: usize = 2 * FRAME_BUF;
 const UNSPEC: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 pub(crate) struct Engine {
@@ -48,9 +55,13 @@ pub(crate) struct Engine {
     /// Datagrams of the current batch, back to back.
     buf: Box<[u8]>,
     /// (start, length) of each datagram in `buf`.
-    spans: [(usize, usize); BATCH],
-    /// Where each frame's virtio-net header is read to (and ignored: no offloads).
+    spans: [(usize, usize); SPANS],
+    /// Where each frame's virtio-net header is read to.
     vnet_scratch: [u8; VNET_HDR_LEN],
+    /// A frame with offloads, copied out of `buf` to be segmented back into it.
+    stage: Box<[u8]>,
+    /// The segmenter's scratch space.
+    seg_scratch: Box<[u8]>,
     rx: RecvBatch,
 }
 
@@ -68,8 +79,10 @@ impl Engine {
             epfd,
             shared,
             buf: vec![0u8; TX_BUF].into_boxed_slice(),
-            spans: [(0, 0); BATCH],
+            spans: [(0, 0); SPANS],
             vnet_scratch: [0; VNET_HDR_LEN],
+            stage: vec![0u8; FRAME_BUF].into_boxed_slice(),
+            seg_scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             rx: RecvBatch::new(BATCH, RECV_BUF_MAX),
         }
     }
@@ -123,7 +136,8 @@ impl Engine {
         let mut read = 0u64;
         let mut bad = 0u64;
         let mut open = true;
-        while count < BATCH && self.buf.len() - off >= FRAME_BUF {
+        let mut frames = 0;
+        while frames < BATCH && count + BATCH <= SPANS && self.buf.len() - off >= ROOM {
             let frame_at = off + HEADER_LEN;
             let room = FRAME_BUF - VNET_HDR_LEN;
             let iov = [
@@ -153,6 +167,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            frames += 1;
             let r = r as usize;
             let frame_len = r.saturating_sub(VNET_HDR_LEN);
             // A full read may be a truncated message: drop it as well.
@@ -166,9 +181,14 @@ impl Engine {
                 bad += 1;
                 continue;
             }
-            self.spans[count] = (off, HEADER_LEN + frame_len);
-            off += HEADER_LEN + frame_len;
-            count += 1;
+            if self.vnet_scratch[..2] == [0, 0] {
+                // No offload (flags and GSO type zero): the frame is complete where it lies.
+                self.spans[count] = (off, HEADER_LEN + frame_len);
+                off += HEADER_LEN + frame_len;
+                count += 1;
+            } else if !self.resolve(vni, frame_len, &mut off, &mut count) {
+                bad += 1;
+            }
         }
         if !open {
             let mut t = self.shared.table();
@@ -181,6 +201,45 @@ impl Engine {
             let _ = epoll_del(self.epfd.as_raw_fd(), fd);
         }
         self.send(vni, count, read, bad);
+    }
+
+    /// Segments (or completes the checksum of) the frame at `off + HEADER_LEN` whose
+    /// virtio-net header is in `vnet_scratch`, writing the results as datagrams from `off`
+    /// on; `false` when the frame or header is invalid or a segment did not fit.
+    fn resolve(&mut self, vni: u32, frame_len: usize, off: &mut usize, count: &mut usize) -> bool {
+        let Some(repr) = VnetHdr::new_checked(&self.vnet_scratch[..])
+            .ok()
+            .and_then(|h| VnetHdrRepr::parse(&h).ok())
+        else {
+            return false;
+        };
+        let at = *off + HEADER_LEN;
+        let (Some(stage), Some(frame)) = (
+            self.stage.get_mut(..frame_len),
+            self.buf.get(at..at + frame_len),
+        ) else {
+            return false;
+        };
+        stage.copy_from_slice(frame);
+        let (buf, spans) = (&mut self.buf, &mut self.spans);
+        let mut all = true;
+        let r = resolve_offloads(stage, &repr, &mut self.seg_scratch, |seg| {
+            let end = *off + HEADER_LEN + seg.len();
+            let fits = *count < SPANS && end <= buf.len() && HEADER_LEN + seg.len() <= MAX_DATAGRAM;
+            if !fits
+                || (VxlanRepr { vni })
+                    .emit(&mut buf[*off..*off + HEADER_LEN])
+                    .is_err()
+            {
+                all = false;
+                return;
+            }
+            buf[*off + HEADER_LEN..end].copy_from_slice(seg);
+            spans[*count] = (*off, HEADER_LEN + seg.len());
+            *off = end;
+            *count += 1;
+        });
+        r.is_ok() && all
     }
 
     /// Sends datagrams `0..count` of the batch to their VTEP(s) and counts.
