@@ -8,6 +8,13 @@ Measures TCP throughput (iperf3, 1 and 4 streams), 64-byte UDP packet rate with 
 CPU time per packet (vswitchd only: the kernel's is not attributable), and ping-pong round trip
 (sockperf, median and p99). Prints each figure and the ratio vswitchd / kernel.
 
+Overlay rows: two "host" namespaces linked by a veth (MTU 1500), a container on each, on one
+VXLAN overlay (VNI 256, port 4789, MTU 1450):
+  - kernel: a vxlan device pointing at the other host, a Linux bridge and a veth to the
+    container on each host (Docker's overlay data path without the proxy ARP);
+  - vswitchd: one daemon per host (--cluster-store etcd://…, etcd on host 1) and
+    `network create -d overlay`: the userspace switch and its VXLAN tunnel socket.
+
 Everything lives in namespaces named vsb-*-<pid>, removed at the end (also on failure).
 Needs root. Usage: bench/bench.py [--seconds 5] [--runs 3] [--release]
 """
@@ -222,6 +229,7 @@ class Vswitch:
                 raise RuntimeError("vswitchd did not start")
             time.sleep(0.05)
         time.sleep(0.2)
+        self.containers = ("c1", "c2")
         self.cli("network", "create", "--subnet", "10.202.0.0/24", "benchnet")
         for n in ("c1", "c2"):
             self.cli("run", "-d", "--name", n, "--net", "benchnet", "-p", "15201:5201" if n == "c1" else "15202:5202",
@@ -240,7 +248,7 @@ class Vswitch:
 
     def close(self):
         try:
-            for n in ("c1", "c2"):
+            for n in self.containers:
                 self.cli("rm", "-f", n)
         except Exception as e:  # keep tearing down
             print(f"teardown: {e}", file=sys.stderr)
@@ -252,28 +260,151 @@ class Vswitch:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def hosts_pair(tag):
+    """Two host namespaces on one underlay link (MTU 1500)."""
+    h1, h2 = netns(f"{tag}h1"), netns(f"{tag}h2")
+    link(h1, h2, "ul0", "ul0", "10.206.0.1/24", "10.206.0.2/24")
+    return h1, h2
+
+
+def kernel_overlay_world():
+    """Docker's kernel overlay path on two hosts: vxlan (id 256) + bridge + veth per host."""
+    h1, h2 = hosts_pair("ko")
+    cs = []
+    for i, (h, other) in enumerate(((h1, "10.206.0.2"), (h2, "10.206.0.1")), start=1):
+        c = netns(f"ok{i}")
+        sh("ip", "-n", h, "link", "add", "vx0", "type", "vxlan", "id", "256", "dstport", "4789",
+           "local", f"10.206.0.{i}", "remote", other)
+        sh("ip", "-n", h, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", h, "link", "set", "vx0", "master", "br0", "mtu", "1450", "up")
+        sh("ip", "-n", h, "link", "add", "v0", "type", "veth", "peer", "name", "eth0", "netns", c)
+        sh("ip", "-n", h, "link", "set", "v0", "master", "br0", "mtu", "1450", "up")
+        sh("ip", "-n", h, "link", "set", "br0", "up")
+        sh("ip", "-n", c, "link", "set", "eth0", "mtu", "1450")
+        sh("ip", "-n", c, "addr", "add", f"10.207.0.{i + 1}/24", "dev", "eth0")
+        sh("ip", "-n", c, "link", "set", "eth0", "up")
+        cs.append(c)
+    nsexec(cs[0], "ping", "-c", "1", "-W", "5", "10.207.0.3")
+    return cs[0], cs[1], "10.207.0.3"
+
+
+class VswitchOverlay:
+    """Two vswitchd, one per host namespace, sharing etcd (on host 1); c1 on host 1 and c2 on
+    host 2 on one overlay network."""
+
+    def __init__(self, release):
+        if not shutil.which("etcd") and not os.path.exists("/usr/bin/etcd"):
+            raise RuntimeError("etcd missing (apt-get install etcd-server)")
+        self.h1, self.h2 = hosts_pair("vo")
+        self.dir = tempfile.mkdtemp(prefix=f"vsb-ovl-{PID}-")
+        self.bin = os.path.join(ROOT, "target", "release" if release else "debug")
+        self.procs = []
+        etcd_url = "http://10.206.0.1:2379"
+        self.etcd = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.h1}", "--", "etcd", "--name", "n0",
+             "--data-dir", os.path.join(self.dir, "etcd"), "--listen-client-urls", etcd_url,
+             "--advertise-client-urls", etcd_url,
+             "--listen-peer-urls", "http://10.206.0.1:2380",
+             "--initial-advertise-peer-urls", "http://10.206.0.1:2380",
+             "--initial-cluster", "n0=http://10.206.0.1:2380"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "etcd.log"), "w"))
+        deadline = time.time() + 30
+        while "true" not in nsexec(self.h1, "curl", "-s", f"{etcd_url}/health", check=False):
+            if time.time() > deadline or self.etcd.poll() is not None:
+                raise RuntimeError("etcd did not start")
+            time.sleep(0.2)
+        self.socks = []
+        for i, h in ((1, self.h1), (2, self.h2)):
+            d = os.path.join(self.dir, f"d{i}")
+            sock = os.path.join(d, "sock")
+            os.makedirs(d)
+            self.procs.append(subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{h}", "--", os.path.join(self.bin, "vswitchd"),
+                 "-H", f"unix://{sock}", "--data-root", os.path.join(d, "data"),
+                 "--exec-root", os.path.join(d, "exec"), "-l", "warn",
+                 "--cluster-store", "etcd://10.206.0.1:2379",
+                 "--cluster-advertise", f"10.206.0.{i}"],
+                stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w")))
+            self.socks.append(sock)
+        for sock, p in zip(self.socks, self.procs):
+            deadline = time.time() + 20
+            while not os.path.exists(sock):
+                if time.time() > deadline or p.poll() is not None:
+                    raise RuntimeError("vswitchd (cluster) did not start")
+                time.sleep(0.05)
+        time.sleep(0.5)
+        self.cli(0, "network", "create", "-d", "overlay", "--subnet", "10.208.0.0/24", "benchovl")
+        deadline = time.time() + 20
+        while "benchovl" not in self.cli(1, "network", "ls"):
+            if time.time() > deadline:
+                raise RuntimeError("overlay network not seen on host 2")
+            time.sleep(0.2)
+        self.cli(0, "run", "-d", "--name", "c1", "--net", "benchovl", "--", "sleep", "infinity")
+        self.cli(1, "run", "-d", "--name", "c2", "--net", "benchovl", "--", "sleep", "infinity")
+        self.c2_ip = self.container(1, "c2")["NetworkSettings"]["Networks"]["benchovl"]["IPAddress"]
+        # Remote endpoints arrive through etcd watches: wait until c1 reaches c2.
+        deadline = time.time() + 20
+        while not self._pings():
+            if time.time() > deadline:
+                raise RuntimeError("c1 cannot reach c2 over the overlay")
+            time.sleep(0.5)
+
+    def _pings(self):
+        r = subprocess.run(["nsenter", f"--net={self.key(0, 'c1')}", "--", "ping", "-c", "1",
+                            "-W", "1", self.c2_ip], capture_output=True)
+        return r.returncode == 0
+
+    def cli(self, i, *args):
+        return sh(os.path.join(self.bin, "vswitch"), "-H", f"unix://{self.socks[i]}", *args)
+
+    def container(self, i, name):
+        return json.loads(sh("curl", "-s", "--unix-socket", self.socks[i],
+                             f"http://x/containers/{name}/json"))
+
+    def key(self, i, name):
+        return self.container(i, name)["NetworkSettings"]["SandboxKey"]
+
+    def daemon_pids(self):
+        return [p.pid for p in self.procs]
+
+    def close(self):
+        for i, n in ((0, "c1"), (1, "c2")):
+            try:
+                self.cli(i, "rm", "-f", n)
+            except Exception as e:  # keep tearing down
+                print(f"teardown: {e}", file=sys.stderr)
+        for p in self.procs + [self.etcd]:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def median(xs):
     xs = sorted(x for x in xs if x is not None)
     return xs[len(xs) // 2] if xs else None
 
 
-def measure(c1, c2, ip, seconds, runs, pid=None):
+def measure(c1, c2, ip, seconds, runs, pid=None, prefix=""):
     res = {}
     res["tcp1"] = median([iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)])
     res["tcp4"] = median([iperf_tcp(c1, c2, ip, 4, seconds) for _ in range(runs)])
     rates, cpus = [], []
+    pids = pid if isinstance(pid, list) else ([pid] if pid else [])
     for _ in range(runs):
-        before = cpu_seconds(pid) if pid else None
+        before = sum(cpu_seconds(p) for p in pids)
         kpps, packets = iperf_udp64(c1, c2, ip, seconds)
         rates.append(kpps)
-        if pid and packets:
-            cpus.append((cpu_seconds(pid) - before) / packets * 1e6)
+        if pids and packets:
+            cpus.append((sum(cpu_seconds(p) for p in pids) - before) / packets * 1e6)
     res["udp_kpps"] = median(rates)
     res["cpu_us_per_pkt"] = median(cpus) if cpus else None
     rtts = [sockperf_rtt(c1, c2, ip, seconds) for _ in range(runs)]
     res["rtt_p50"] = median([r[0] for r in rtts])
     res["rtt_p99"] = median([r[1] for r in rtts])
-    return res
+    return {prefix + k: v for k, v in res.items()}
 
 
 def fmt(v, nd=2):
@@ -285,24 +416,40 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--release", action="store_true", help="build and use release binaries")
+    ap.add_argument("--only-overlay", action="store_true", help="overlay rows only")
+    ap.add_argument("--no-overlay", action="store_true", help="no overlay rows")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench needs root (it creates network namespaces)")
     ensure_tools()
-    vs = None
+    vs = ov = None
+    kern, user = {}, {}
     try:
-        k1, k2, kip = kernel_world()
-        kern = measure(k1, k2, kip, a.seconds, a.runs)
-        kc, ko, kip = kernel_nat_world()
-        kern.update(measure_nat(kc, ko, "10.204.0.2", kip, a.seconds, a.runs))
-        vs = Vswitch(a.release, nat=True)
-        user = measure(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
-                       pid=vs.daemon_pid())
-        user.update(measure_nat(vs.key("c1"), vs.out, "10.205.0.2", "10.205.0.1", a.seconds,
-                                a.runs))
+        if not a.only_overlay:
+            k1, k2, kip = kernel_world()
+            kern = measure(k1, k2, kip, a.seconds, a.runs)
+            kc, ko, kip = kernel_nat_world()
+            kern.update(measure_nat(kc, ko, "10.204.0.2", kip, a.seconds, a.runs))
+            vs = Vswitch(a.release, nat=True)
+            user = measure(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
+                           pid=vs.daemon_pid())
+            user.update(measure_nat(vs.key("c1"), vs.out, "10.205.0.2", "10.205.0.1",
+                                    a.seconds, a.runs))
+            vs.close()
+            vs = None
+        if not a.no_overlay:
+            o1, o2, oip = kernel_overlay_world()
+            kern.update(measure(o1, o2, oip, a.seconds, a.runs, prefix="ovl_"))
+            if a.release and a.only_overlay:
+                sh("cargo", "build", "--release", "--bins", capture=False, timeout=1800)
+            ov = VswitchOverlay(a.release)
+            user.update(measure(ov.key(0, "c1"), ov.key(1, "c2"), ov.c2_ip, a.seconds, a.runs,
+                                pid=ov.daemon_pids(), prefix="ovl_"))
     finally:
         if vs:
             vs.close()
+        if ov:
+            ov.close()
         for n in reversed(NS):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
 
@@ -314,14 +461,26 @@ def main():
         ("RTT p99 (us)", "rtt_p99", False),
         ("NAT: TCP container -> outside (Gbit/s)", "nat_out", True),
         ("NAT: TCP outside -> published port (Gbit/s)", "nat_in", True),
+        ("Overlay: TCP 1 stream (Gbit/s)", "ovl_tcp1", True),
+        ("Overlay: TCP 4 streams (Gbit/s)", "ovl_tcp4", True),
+        ("Overlay: UDP 64 B (kpps received)", "ovl_udp_kpps", True),
+        ("Overlay: RTT p50 (us)", "ovl_rtt_p50", False),
+        ("Overlay: RTT p99 (us)", "ovl_rtt_p99", False),
     ]
-    print("| metric | vswitchd | kernel (bridge + veth; NAT rows: + iptables) | ratio (vswitchd / kernel) |")
+    print("| metric | vswitchd | kernel (bridge + veth; NAT rows: + iptables; overlay rows: + vxlan) "
+          "| ratio (vswitchd / kernel) |")
     print("|---|---|---|---|")
     for label, key, _ in rows:
         u, k = user.get(key), kern.get(key)
+        if u is None and k is None:
+            continue
         ratio = fmt(u / k) + "x" if (u is not None and k) else "-"
         print(f"| {label} | {fmt(u)} | {fmt(k)} | {ratio} |")
-    print(f"| switch CPU per 64 B packet (us) | {fmt(user.get('cpu_us_per_pkt'))} | kernel | - |")
+    if "cpu_us_per_pkt" in user:
+        print(f"| switch CPU per 64 B packet (us) | {fmt(user.get('cpu_us_per_pkt'))} | kernel | - |")
+    if "ovl_cpu_us_per_pkt" in user:
+        print(f"| overlay: both daemons' CPU per 64 B packet (us) "
+              f"| {fmt(user.get('ovl_cpu_us_per_pkt'))} | kernel | - |")
 
 
 if __name__ == "__main__":
