@@ -30,6 +30,7 @@
 //! Remove the port from the datapath before detaching it; dropping the [`TunnelHost`] stops
 //! the thread and closes every pair.
 
+mod gro;
 pub mod tunnel;
 
 use std::collections::{HashMap, HashSet};

@@ -8,7 +8,8 @@
 //! and partial checksums whole, in one message): such a frame is segmented (or its checksum
 //! completed) here, each segment copied into the run behind its own VXLAN header.
 //! Consecutive equal-sized datagrams for one VTEP (a TCP stream) leave with one UDP GSO
-//! `sendmsg`; everything else goes out with `sendmmsg`. Decapsulated frames go to the switch with a `writev` of a zero (`NONE`)
+//! `sendmsg`; everything else goes out with `sendmmsg`. On the way in, consecutive TCP
+//! segments of one flow are merged back into one TSO frame ([`gro`]). Decapsulated frames go to the switch with a `writev` of a zero (`NONE`)
 //! virtio-net header and the inner frame within the receive buffer. Nothing here allocates
 //! after [`Engine::new`], and no datagram can make it panic (all slicing is checked by
 //! [`encap::decapsulate`] or guarded by lengths).
@@ -23,7 +24,8 @@ use encap::{
     RECV_BUF_MAX,
 };
 
-use super::{Shared, TunnelStats, SOCKET_TOKEN, STOP_TOKEN};
+use super::gro::{self, Gro};
+use super::{Shared, Table, TunnelStats, SOCKET_TOKEN, STOP_TOKEN};
 use crate::datapath::{FRAME_BUF, SCRATCH};
 use crate::port::tap::VNET_HDR_LEN;
 use crate::wire::vnet_hdr::resolve_offloads;
@@ -63,6 +65,9 @@ pub(crate) struct Engine {
     /// The segmenter's scratch space.
     seg_scratch: Box<[u8]>,
     rx: RecvBatch,
+    /// Received TCP segments being merged, and the VNI and pair they go to.
+    gro: Gro,
+    gro_to: (u32, RawFd),
 }
 
 /// Where one datagram goes.
@@ -84,6 +89,8 @@ impl Engine {
             stage: vec![0u8; FRAME_BUF].into_boxed_slice(),
             seg_scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             rx: RecvBatch::new(BATCH, RECV_BUF_MAX),
+            gro: Gro::default(),
+            gro_to: (0, -1),
         }
     }
 
@@ -360,17 +367,52 @@ impl Engine {
                     v.stats.dropped.unknown_vtep += 1;
                     continue;
                 }
-                let delivered = match (&v.pair, v.open) {
-                    (Some(pair), true) => write_frame(pair.as_raw_fd(), frame),
-                    _ => false,
+                let fd = match (&v.pair, v.open) {
+                    (Some(pair), true) => pair.as_raw_fd(),
+                    _ => {
+                        v.stats.dropped.switch_full += 1;
+                        continue;
+                    }
                 };
-                if delivered {
-                    v.stats.rx_frames += 1;
-                } else {
-                    v.stats.dropped.switch_full += 1;
+                let to = (repr.vni, fd);
+                let seg = gro::segment(frame);
+                if let Some(seg) = &seg {
+                    if self.gro_to == to && self.gro.append(frame, seg) {
+                        continue;
+                    }
+                }
+                flush_gro(&mut self.gro, self.gro_to, &mut table);
+                if let Some(seg) = &seg {
+                    if self.gro.start(frame, seg) {
+                        self.gro_to = to;
+                        continue;
+                    }
+                }
+                let ok = write_frame(fd, &NONE_HDR, frame);
+                if let Some(v) = table.vnis.get_mut(&repr.vni) {
+                    count_delivery(&mut v.stats, ok, 1);
                 }
             }
+            // The table lock keeps the pair open until the pending frame is out.
+            flush_gro(&mut self.gro, self.gro_to, &mut table);
         }
+    }
+}
+
+/// Sends the frame `gro` holds (if any) to `to` = (VNI, pair) and counts.
+fn flush_gro(gro: &mut Gro, to: (u32, RawFd), table: &mut Table) {
+    if let Some((ok, n)) = gro.flush(|hdr, frame| write_frame(to.1, hdr, frame)) {
+        if let Some(v) = table.vnis.get_mut(&to.0) {
+            count_delivery(&mut v.stats, ok, u64::from(n));
+        }
+    }
+}
+
+fn count_delivery(stats: &mut TunnelStats, ok: bool, frames: u64) {
+    if ok {
+        stats.rx_frames += frames;
+    } else {
+        stats.dropped.switch_full += frames;
     }
 }
 
@@ -436,13 +478,13 @@ fn flush(sock: &TunnelSocket, list: &[(SocketAddr, &[u8])]) -> (u64, u64) {
     ((list.len() as u64).saturating_sub(errors), errors)
 }
 
-/// One frame towards the switch (vnet header `NONE` + frame) as one message; `false` when the
+/// One frame towards the switch (vnet header + frame) as one message; `false` when the
 /// socketpair did not take it.
-fn write_frame(fd: RawFd, frame: &[u8]) -> bool {
+fn write_frame(fd: RawFd, hdr: &[u8; VNET_HDR_LEN], frame: &[u8]) -> bool {
     let iov = [
         libc::iovec {
-            iov_base: NONE_HDR.as_ptr() as *mut libc::c_void,
-            iov_len: NONE_HDR.len(),
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
         },
         libc::iovec {
             iov_base: frame.as_ptr() as *mut libc::c_void,
