@@ -53,6 +53,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Send buffer of each socketpair end: room for 64 super-frames between datapath and engine
 /// (the default, about 200 KiB, holds three).
 const SOCKETPAIR_BUFFER: libc::c_int = 4 * 1024 * 1024;
+/// Spare host read buffers kept for reuse (shared by a gateway's reader tasks).
+const SPARE_CHUNKS: usize = 64;
 /// Backlog of published TCP listeners.
 const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Host events handled between two polls of the state machine.
@@ -270,6 +272,7 @@ impl Gateway {
             icmp6: None,
             icmp_warned: false,
             network: network.clone(),
+            chunks: Arc::new(crossbeam::queue::ArrayQueue::new(SPARE_CHUNKS)),
         };
         rt.spawn(driver.run());
         let handle = GatewayHandle {
@@ -489,7 +492,12 @@ struct Driver {
     icmp6: Option<Arc<AsyncFd<OwnedFd>>>,
     icmp_warned: bool,
     network: Arc<str>,
+    /// Host read buffers, back from the engine for the readers to reuse.
+    chunks: Chunks,
 }
+
+/// Buffers of [`READ_CHUNK`] bytes going round between reader tasks and the driver.
+type Chunks = Arc<crossbeam::queue::ArrayQueue<Vec<u8>>>;
 
 /// The largest frame the datapath hands over (64 KiB + headers).
 const FRAME_MAX: usize = 65_536 + VNET_HDR_LEN + 64;
@@ -779,7 +787,10 @@ impl Driver {
                     let _ = stream.set_zero_linger();
                 }
             },
-            Event::TcpData(flow, data) => self.nat.tcp_host_data(flow, &data),
+            Event::TcpData(flow, data) => {
+                self.nat.tcp_host_data(flow, &data);
+                let _ = self.chunks.push(data);
+            }
             Event::TcpWrote(flow, n) => self.nat.tcp_host_wrote(flow, n),
             Event::TcpEof(flow) => self.nat.tcp_host_eof(flow),
             Event::TcpHostError(flow) => self.nat.tcp_host_reset(flow),
@@ -852,18 +863,22 @@ impl Driver {
         let tx = self.tx.clone();
         let r = stream.clone();
         let permits = h.permits.clone();
+        let chunks = self.chunks.clone();
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; READ_CHUNK];
             loop {
                 let Ok(p) = permits.acquire_many(READ_CHUNK as u32).await else {
                     return;
                 };
                 p.forget();
+                let mut buf = chunks
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
+                buf.clear();
                 let n = loop {
                     if r.readable().await.is_err() {
                         break Err(());
                     }
-                    match r.try_read(&mut buf) {
+                    match r.try_read_buf(&mut buf) {
                         Ok(n) => break Ok(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(_) => break Err(()),
@@ -875,8 +890,8 @@ impl Driver {
                         return;
                     }
                     Ok(n) => {
-                        permits.add_permits(READ_CHUNK - n);
-                        if tx.send(Event::TcpData(flow, buf[..n].to_vec())).is_err() {
+                        permits.add_permits(READ_CHUNK.saturating_sub(n));
+                        if tx.send(Event::TcpData(flow, buf)).is_err() {
                             return;
                         }
                     }
