@@ -109,11 +109,18 @@ impl TunnelSocket {
     pub fn bind_with(local: SocketAddr, options: &TunnelOptions) -> io::Result<Self> {
         let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
         socket.set_nonblocking(true)?;
+        // The *FORCE variants pass net.core.{r,w}mem_max (a small default that would drop
+        // bursts) when we may (CAP_NET_ADMIN); otherwise the plain ones, capped by it.
+        let int = |n: usize| libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
         if let Some(n) = options.recv_buffer {
-            socket.set_recv_buffer_size(n)?;
+            if setsockopt_int(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, int(n)).is_err() {
+                socket.set_recv_buffer_size(n)?;
+            }
         }
         if let Some(n) = options.send_buffer {
-            socket.set_send_buffer_size(n)?;
+            if setsockopt_int(&socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, int(n)).is_err() {
+                socket.set_send_buffer_size(n)?;
+            }
         }
         set_pmtudisc(&socket, local, options.dont_fragment)?;
         socket.bind(&local.into())?;
