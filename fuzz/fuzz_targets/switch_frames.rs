@@ -1,15 +1,18 @@
 //! The switch as a state machine: random networks, random frames (structured and raw), random
 //! time steps, ports added and removed. Invariants: nothing is ever sent back out of the port
 //! it came from (ARP replies, built by the switch, go out of the asker's port), every output
-//! port exists, the FDB never exceeds its cap, one verdict per frame, replies are ARP replies.
+//! port exists, the FDB never exceeds its cap, one verdict per frame, replies are ARP replies,
+//! remote endpoints never take a local port's MAC and never receive floods in cluster mode.
 #![no_main]
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use vswitch::switch::{Decisions, FrameRef, PortConfig, PortId, PortKind, Switch, SwitchConfig};
+use vswitch::switch::{
+    Decisions, FrameRef, PortConfig, PortId, PortKind, Switch, SwitchConfig, Verdict,
+};
 use vswitch::wire::{
     ArpOp, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Repr,
     Ipv6Repr, MacAddr, VlanTag,
@@ -81,6 +84,15 @@ enum Op {
         icc: bool,
         internal: bool,
         anti_spoofing: bool,
+        flood_to_tunnel: bool,
+    },
+    Remote {
+        port: u8,
+        mac: u8,
+        ips: Vec<u8>,
+    },
+    RemoveRemote {
+        mac: u8,
     },
 }
 
@@ -248,8 +260,16 @@ fn build(spec: &FrameSpec) -> Vec<u8> {
 fn check(sw: &Switch, cap: usize, batch: &[(PortId, Vec<u8>)], out: &Decisions) {
     assert!(sw.fdb().len() <= cap, "fdb over its cap");
     assert_eq!(out.verdicts().len(), batch.len());
+    let flooded = |i: u32| matches!(out.verdicts()[i as usize], Verdict::Flood { .. });
     for tx in out.tx() {
         assert!(sw.port(tx.port).is_some(), "output to a missing port");
+        let to_tunnel = sw.port(tx.port).is_some_and(|p| p.kind == PortKind::Tunnel);
+        if let FrameRef::Input(i) = tx.frame {
+            assert!(
+                !(to_tunnel && flooded(i) && !sw.config().flood_to_tunnel),
+                "flooded to a tunnel in cluster mode"
+            );
+        }
         match tx.frame {
             FrameRef::Input(i) => {
                 let (in_port, _) = &batch[i as usize];
@@ -323,10 +343,25 @@ fuzz_target!(|input: Input| {
                 icc,
                 internal,
                 anti_spoofing,
+                flood_to_tunnel,
             } => {
                 sw.set_enable_icc(*icc);
                 sw.set_internal(*internal);
                 sw.set_anti_spoofing(*anti_spoofing);
+                sw.set_flood_to_tunnel(*flood_to_tunnel);
+            }
+            Op::Remote { port, mac: m, ips } => {
+                let id = PortId(u16::from(*port % 10));
+                let ips: Vec<IpAddr> = ips.iter().take(4).map(|&b| IpAddr::V4(v4(b))).collect();
+                if sw.set_remote_endpoint(id, mac(*m), &ips).is_ok() {
+                    assert!(sw.ports().all(|(_, p)| p.mac != Some(mac(*m))));
+                    assert_eq!(sw.fdb().static_port(&mac(*m)), Some(id));
+                }
+            }
+            Op::RemoveRemote { mac: m } => {
+                let known = sw.remote_endpoint(mac(*m)).is_some();
+                assert_eq!(sw.remove_remote_endpoint(mac(*m)), known);
+                assert_eq!(sw.fdb().static_port(&mac(*m)), None);
             }
         }
     }
