@@ -391,3 +391,90 @@ fn overlay_needs_a_cluster_store() {
     assert!(err.contains("cluster store"), "{err}");
     assert!(!has_network(&d, "o1"));
 }
+
+/// Two hosts on one subnet with etcd beside them: the docker_gwbridge leg follows the
+/// sandbox's other networks, removal propagates, a graceful restart keeps connectivity.
+#[test]
+fn gwbridge_follows_connect_and_removal_propagates() {
+    let lan = Netns::new("ovlan");
+    lan.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+    lan.exec_ok(&["ip", "link", "set", "br0", "up"]);
+    let member = |tag: &str, ip: &str, port: &str| {
+        let ns = Netns::new(tag);
+        lan.link_to(&ns, port, "192.0.2.254/32", "eth0", &format!("{ip}/24"));
+        lan.exec_ok(&["ip", "addr", "flush", "dev", port]);
+        lan.exec_ok(&["ip", "link", "set", port, "master", "br0"]);
+        ns
+    };
+    let etcd_ns = member("ovle", "10.40.0.9", "p-etcd");
+    let etcd = Etcd::start(&etcd_ns, "10.40.0.9");
+    let store = etcd.store_url();
+    let start = |tag: &str, ip: &str, port: &str| {
+        Daemon::start_in(
+            member(tag, ip, port),
+            &["--cluster-store", &store, "--cluster-advertise", ip],
+        )
+    };
+    let mut a = start("ovla", "10.40.0.1", "p-a");
+    let b = start("ovlb", "10.40.0.2", "p-b");
+
+    ok(a.vswitch(&["network", "create", "-d", "overlay", "ov"]));
+    assert!(wait_until(Duration::from_secs(10), || has_network(
+        &b, "ov"
+    )));
+    // Without --subnet the overlay takes a /24 from the global pools (10.0.0.0/8).
+    let subnet = b.request("GET", "/networks/ov", None).json()["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        subnet.starts_with("10.") && subnet.ends_with("/24"),
+        "{subnet}"
+    );
+
+    a.run_sandbox("c1", &["--net", "ov"]);
+    b.run_sandbox("c2", &["--net", "ov"]);
+    let ip2 = ipv4(&b, "c2");
+    assert!(wait_until(Duration::from_secs(10), || a.pings("c1", &ip2)));
+    assert_eq!(a.links_of("c1"), vec!["lo", "eth0", "eth1"]);
+    assert!(has_network(&a, "docker_gwbridge"));
+    let gw = a.request("GET", "/networks/docker_gwbridge", None).json();
+    assert_eq!(
+        gw["Options"]["com.docker.network.bridge.enable_icc"],
+        "false"
+    );
+
+    // Another network with a gateway: the gwbridge leg goes, the default route moves there.
+    ok(a.vswitch(&["network", "create", "front"]));
+    ok(a.vswitch(&["network", "connect", "front", "c1"]));
+    assert!(!a.links_of("c1").contains(&"eth1".to_string()));
+    let (_, dev) = a.default_route("c1").expect("default route");
+    assert_eq!(dev, "eth2");
+    // And comes back when that network leaves.
+    ok(a.vswitch(&["network", "disconnect", "front", "c1"]));
+    let links = a.links_of("c1");
+    assert_eq!(links.len(), 3, "{links:?}");
+    assert!(a.default_route("c1").is_some());
+
+    // A graceful restart (lease revoked, records re-published) keeps the overlay working.
+    a.restart();
+    assert!(
+        wait_until(Duration::from_secs(15), || a.pings("c1", &ip2)),
+        "after restart; log:\n{}",
+        a.log()
+    );
+    assert!(b.pings("c2", &ipv4(&a, "c1")));
+
+    // Removal: refused while any host has endpoints, then seen everywhere.
+    ok(b.vswitch(&["rm", "-f", "c2"]));
+    let err = fails(b.vswitch(&["network", "rm", "ov"]));
+    assert!(err.contains("has active endpoints"), "{err}");
+    ok(a.vswitch(&["rm", "-f", "c1"]));
+    ok(b.vswitch(&["network", "rm", "ov"]));
+    assert!(wait_until(Duration::from_secs(10), || !has_network(
+        &a, "ov"
+    )));
+    // Its name is free again cluster-wide.
+    ok(a.vswitch(&["network", "create", "-d", "overlay", "ov"]));
+    drop((a, b, etcd, etcd_ns, lan));
+}

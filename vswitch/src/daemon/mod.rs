@@ -739,10 +739,12 @@ impl Daemon {
             port_requests_of(&req.exposed_ports, req.host_config.as_ref())?;
         let first = eps.remove(&mode).unwrap_or_default().into_model();
         let sb = self.state().create_sandbox(name, &mode, first)?;
-        let sb = match self.state().update_sandbox(&sb.id, |s| {
+        // Bound first: the state guard must not live into the error arm (teardown locks).
+        let updated = self.state().update_sandbox(&sb.id, |s| {
             s.port_requests = port_requests;
             s.exposed = exposed;
-        }) {
+        });
+        let sb = match updated {
             Ok(sb) => sb,
             Err(e) => {
                 self.teardown(&sb.id, true);

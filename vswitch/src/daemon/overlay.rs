@@ -282,7 +282,8 @@ impl Daemon {
                 return;
             }
         };
-        match self.state().adopt_network(n.clone()) {
+        let adopted = self.state().adopt_network(n.clone());
+        match adopted {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -302,7 +303,9 @@ impl Daemon {
     }
 
     fn cluster_network_gone(&self, id: &str) {
-        match self.state().forget_network(id) {
+        // Bound first: the state guard must not live through the arms (they lock again).
+        let forgotten = self.state().forget_network(id);
+        match forgotten {
             Ok(Some(n)) => {
                 self.network_down(&n);
                 self.refresh_isolation();
