@@ -9,10 +9,10 @@
 //! completed) here, each segment copied into the run behind its own VXLAN header.
 //! Consecutive equal-sized datagrams for one VTEP (a TCP stream) leave with one UDP GSO
 //! `sendmsg`; everything else goes out with `sendmmsg`. On the way in, consecutive TCP
-//! segments of one flow are merged back into one TSO frame ([`gro`]). Decapsulated frames go to the switch with a `writev` of a zero (`NONE`)
-//! virtio-net header and the inner frame within the receive buffer. Nothing here allocates
-//! after [`Engine::new`], and no datagram can make it panic (all slicing is checked by
-//! [`encap::decapsulate`] or guarded by lengths).
+//! segments of one flow are merged back into one TSO frame (module `gro`); other frames go to
+//! the switch with a `writev` of a zero (`NONE`) virtio-net header and the inner frame within
+//! the receive buffer. Nothing here allocates after `Engine::new`, and no datagram can make
+//! it panic (all slicing is checked by [`encap::decapsulate`] or guarded by lengths).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -13,7 +13,7 @@
 //!    [`Decisions`], to go back out of the input port; nothing is flooded;
 //! 4. steers a container's IP packet for outside the network's subnets, sent to the gateway
 //!    MAC, to the gateway port (the egress NAT engine) when the network has one
-//!    ([`policy::egress_steering`]);
+//!    (`policy::egress_steering`);
 //! 5. sends a frame to a known unicast MAC to that port, and floods unknown unicast,
 //!    broadcast and multicast to every other port (tunnel ports only with
 //!    [`SwitchConfig::flood_to_tunnel`]);
@@ -30,7 +30,7 @@
 //! added with a remote endpoint's MAC or address takes it over.
 //!
 //! and checks every output port (unicast, each member of a flood, the owner of an ARP
-//! target) against [`policy::egress_allows`]: ICC, internal networks, split horizon, never
+//! target) against `policy::egress_allows`: ICC, internal networks, split horizon, never
 //! back out of the input port. Each refusal is counted by reason in [`Counters`].
 //!
 //! # Intended use by the I/O layer
