@@ -18,20 +18,21 @@
 //!    broadcast and multicast to every other port (tunnel ports only with
 //!    [`SwitchConfig::flood_to_tunnel`]);
 //!
+//! and checks every output port (unicast, each member of a flood, the owner of an ARP
+//! target) against `policy::egress_allows`: ICC, internal networks, split horizon, never
+//! back out of the input port. Each refusal is counted by reason in [`Counters`].
+//!
 //! # Overlays
 //!
 //! A tunnel port ([`PortKind::Tunnel`], see [`crate::overlay`]) carries the frames of the
 //! containers on other hosts. The control plane registers each of them with
 //! [`Switch::set_remote_endpoint`]: a static FDB entry MAC → tunnel port (never aged, never
-//! moved by learning) and its addresses for ARP answers. With `flood_to_tunnel` off (cluster
-//! overlays) nothing is flooded to a tunnel and nothing is learned from one, so the underlay
-//! only carries unicast to known remote MACs. A local port always wins over a remote
+//! moved by learning) and its addresses, for which the switch answers ARP requests and IPv6
+//! neighbour solicitations itself. With `flood_to_tunnel` off (cluster overlays) nothing is
+//! flooded to a tunnel and nothing is learned from one, so the underlay only carries unicast
+//! to known remote MACs. A local port always wins over a remote
 //! endpoint: a remote MAC or address that a local port holds is refused, and a local port
 //! added with a remote endpoint's MAC or address takes it over.
-//!
-//! and checks every output port (unicast, each member of a flood, the owner of an ARP
-//! target) against `policy::egress_allows`: ICC, internal networks, split horizon, never
-//! back out of the input port. Each refusal is counted by reason in [`Counters`].
 //!
 //! # Intended use by the I/O layer
 //!
