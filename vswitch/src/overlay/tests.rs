@@ -319,9 +319,10 @@ fn tso_frame_is_segmented_by_the_tunnel() {
     assert!(pa.offload, "the tunnel port takes TSO frames");
     a.set_remote_mac(700, MacAddr(MAC_B), lo(72));
     b.add_peer(700, lo(71));
-    // A 40 000-byte TCP payload in one frame, MSS 1398 (overlay MTU 1450).
+    // The largest TCP payload one frame holds (IP total 65 520, more than a datagram can
+    // carry whole), MSS 1398 (overlay MTU 1450).
     let ph = v4("172.18.0.2", "172.18.0.3");
-    let data: Vec<u8> = (0..40_000).map(|i| (i * 7 + i / 251) as u8).collect();
+    let data: Vec<u8> = (0..65_480).map(|i| (i * 7 + i / 251) as u8).collect();
     let seg = tcp_segment(&ph, (40000, 5201), 1000, 0x18, &[], &data);
     let frame = ip_frame(
         MacAddr(MAC_A),

@@ -153,7 +153,7 @@ impl Engine {
                     iov_len: VNET_HDR_LEN,
                 },
                 libc::iovec {
-                    // In bounds: off + FRAME_BUF <= buf.len() and HEADER_LEN < VNET_HDR_LEN.
+                    // In bounds: off + ROOM <= buf.len() and HEADER_LEN < VNET_HDR_LEN.
                     iov_base: self.buf[frame_at..frame_at + room].as_mut_ptr().cast(),
                     iov_len: room,
                 },
@@ -178,17 +178,19 @@ impl Engine {
             let r = r as usize;
             let frame_len = r.saturating_sub(VNET_HDR_LEN);
             // A full read may be a truncated message: drop it as well.
-            if !(VNET_HDR_LEN..FRAME_BUF).contains(&r)
-                || frame_len < ETH_LEN
-                || frame_len + HEADER_LEN > MAX_DATAGRAM
-                || (VxlanRepr { vni })
-                    .emit(&mut self.buf[off..frame_at])
-                    .is_err()
-            {
+            if !(VNET_HDR_LEN..FRAME_BUF).contains(&r) || frame_len < ETH_LEN {
                 bad += 1;
                 continue;
             }
             if self.vnet_scratch[..2] == [0, 0] {
+                if frame_len + HEADER_LEN > MAX_DATAGRAM
+                    || (VxlanRepr { vni })
+                        .emit(&mut self.buf[off..frame_at])
+                        .is_err()
+                {
+                    bad += 1;
+                    continue;
+                }
                 // No offload (flags and GSO type zero): the frame is complete where it lies.
                 self.spans[count] = (off, HEADER_LEN + frame_len);
                 off += HEADER_LEN + frame_len;
