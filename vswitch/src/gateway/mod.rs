@@ -3,8 +3,11 @@
 //! One [`Gateway`] runs per bridge network with `enable_ip_masquerade` on and not internal.
 //! It is a switch port ([`crate::switch::PortKind::Gateway`]) whose fd is one end of a
 //! `SOCK_SEQPACKET` socketpair: the datapath writes it the containers' frames for outside the
-//! network (10-byte virtio-net header + Ethernet frame, segmented and checksummed since the
-//! port has no offloads) and reads back the frames to deliver. The protocol work is the
+//! network (10-byte virtio-net header + Ethernet frame) and reads back the frames to deliver.
+//! The port takes offloads: containers' TCP super-frames (up to 64 KiB, partial checksum) come
+//! whole and go to smoltcp as one segment; other offloads are resolved here; frames towards
+//! containers carry partial TCP checksums and, above the MSS, GSO (the container's TAP, or
+//! the datapath for a port without offloads, segments them). The protocol work is the
 //! I/O-free state machine [`nat::Nat`]; this module drives it on a tokio runtime with the
 //! daemon's own sockets, so remote peers see the host's address and the host needs neither
 //! `ip_forward` nor firewall rules.

@@ -10,7 +10,8 @@
 //!   container gets a RST, as from a refusing peer. Bytes are relayed both ways with credit
 //!   (at most [`HOST_WINDOW`] bytes in flight towards the host per flow; host bytes are only
 //!   taken from the caller when [`Action::TcpSent`] returns credit). FIN and RST propagate both
-//!   ways.
+//!   ways. Segments may be GSO super-frames both ways ([`Nat::handle_gso_frame`] in, smoltcp's
+//!   segmentation offload out, up to [`GSO_MAX`]) and windows are [`TCP_BUFFER`] (scaled).
 //! - **UDP**: one host socket per (container address, remote address) flow; replies are
 //!   re-framed to the container; flows expire after [`UDP_IDLE_TIMEOUT`].
 //! - **ICMP echo**: requests are re-sent from the host with an identifier allocated here
