@@ -57,7 +57,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// (the default, about 200 KiB, holds three).
 const SOCKETPAIR_BUFFER: libc::c_int = 4 * 1024 * 1024;
 /// Spare host read buffers kept for reuse (shared by a gateway's reader tasks).
-const SPARE_CHUNKS: usize = 64;
+const SPARE_CHUNKS: usize = 32;
 /// Backlog of published TCP listeners.
 const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Host events handled between two polls of the state machine.
@@ -276,6 +276,7 @@ impl Gateway {
             icmp_warned: false,
             network: network.clone(),
             chunks: Arc::new(crossbeam::queue::ArrayQueue::new(SPARE_CHUNKS)),
+            spent: Arc::new(crossbeam::queue::ArrayQueue::new(SPARE_CHUNKS)),
         };
         rt.spawn(driver.run());
         let handle = GatewayHandle {
@@ -497,9 +498,11 @@ struct Driver {
     network: Arc<str>,
     /// Host read buffers, back from the engine for the readers to reuse.
     chunks: Chunks,
+    /// Container → host buffers the writers are done with, for the engine to reuse.
+    spent: Chunks,
 }
 
-/// Buffers of [`READ_CHUNK`] bytes going round between reader tasks and the driver.
+/// Buffers going round between the host tasks and the driver.
 type Chunks = Arc<crossbeam::queue::ArrayQueue<Vec<u8>>>;
 
 /// The largest frame the datapath hands over (64 KiB + headers).
@@ -592,6 +595,9 @@ impl Driver {
 
     /// Polls the state machine, carries out its actions and sends its frames.
     fn step(&mut self) {
+        while let Some(d) = self.spent.pop() {
+            self.nat.recycle_data(d);
+        }
         for _ in 0..4 {
             let now = self.now();
             self.nat.poll(now);
@@ -833,6 +839,7 @@ impl Driver {
         }
         let tx = self.tx.clone();
         let w = stream.clone();
+        let spent = self.spent.clone();
         let writer = tokio::spawn(async move {
             while let Some(m) = wrx.recv().await {
                 match m {
@@ -855,6 +862,7 @@ impl Driver {
                                 }
                             }
                         }
+                        let _ = spent.push(d);
                     }
                     WriterMsg::Shutdown => {
                         // SAFETY: shutdown(2) on the stream's live fd.

@@ -61,8 +61,10 @@ pub const GSO_MAX: usize = 65_535;
 const RECV_CHUNK: usize = 256 * 1024;
 /// Ethernet header room kept in front of each packet smoltcp builds.
 const ETH_ROOM: usize = crate::wire::ethernet::HEADER_LEN;
-/// Spare packet buffers kept for reuse, per direction.
+/// Spare packet buffers kept for reuse, per direction (at most 4 MiB each).
 const POOL: usize = 64;
+/// Spare [`Action::TcpData`] buffers kept for reuse (at most 4 MiB).
+const DATA_POOL: usize = 16;
 /// Most container MAC addresses remembered (learned from their frames or given).
 pub const MAX_NEIGHBORS: usize = 8192;
 
@@ -253,8 +255,8 @@ struct Tx<'a> {
     gso: Option<u16>,
 }
 
-fn recycle(pool: &mut Vec<Vec<u8>>, b: Vec<u8>) {
-    if pool.len() < POOL {
+fn recycle(pool: &mut Vec<Vec<u8>>, b: Vec<u8>, max: usize) {
+    if pool.len() < max {
         pool.push(b);
     }
 }
@@ -262,7 +264,7 @@ fn recycle(pool: &mut Vec<Vec<u8>>, b: Vec<u8>) {
 impl RxToken for Rx<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let r = f(&self.buf);
-        recycle(self.free, self.buf);
+        recycle(self.free, self.buf, POOL);
         r
     }
 }
@@ -394,6 +396,8 @@ pub struct Nat {
     actions: VecDeque<Action>,
     cap_warned: bool,
     stats: NatStats,
+    /// Spare [`Action::TcpData`] buffers, given back with [`Nat::recycle_data`].
+    data_free: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Nat {
@@ -464,6 +468,7 @@ impl Nat {
             actions: VecDeque::new(),
             cap_warned: false,
             stats: NatStats::default(),
+            data_free: Vec::new(),
         }
     }
 
@@ -513,7 +518,12 @@ impl Nat {
 
     /// Returns a written frame's buffer for reuse.
     pub fn recycle(&mut self, frame: Vec<u8>) {
-        recycle(&mut self.dev.tx_free, frame);
+        recycle(&mut self.dev.tx_free, frame, POOL);
+    }
+
+    /// Returns the buffer of a written [`Action::TcpData`] for reuse.
+    pub fn recycle_data(&mut self, data: Vec<u8>) {
+        recycle(&mut self.data_free, data, DATA_POOL);
     }
 
     /// Next host-socket action.
@@ -984,7 +994,7 @@ impl Nat {
                 .and_then(|dst| self.neighbors.get(&dst).copied());
             let Some(mac) = mac else {
                 self.stats.no_neighbor += 1;
-                recycle(&mut self.dev.tx_free, b);
+                recycle(&mut self.dev.tx_free, b, POOL);
                 continue;
             };
             match frame::finish_out(&mut b, self.cfg.gateway_mac, mac, gso) {
@@ -992,7 +1002,7 @@ impl Nat {
                     self.stats.frames_out += 1;
                     self.frames.push_back((h, b));
                 }
-                None => recycle(&mut self.dev.tx_free, b),
+                None => recycle(&mut self.dev.tx_free, b, POOL),
             }
         }
         self.dev.tx = tx;
@@ -1046,7 +1056,9 @@ impl Nat {
             // Container → host.
             while f.credit > 0 && s.can_recv() && f.connected {
                 let want = f.credit.min(s.recv_queue()).min(RECV_CHUNK);
-                let mut data = Vec::with_capacity(want);
+                let mut data = self.data_free.pop().unwrap_or_default();
+                data.clear();
+                data.reserve(want);
                 // The ring may wrap: two contiguous pieces at most.
                 for _ in 0..2 {
                     let room = want - data.len();
