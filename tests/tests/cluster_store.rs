@@ -283,6 +283,24 @@ fn vnis_and_network_names() {
         // Removing a network without a record frees its VNI (a failed create's clean-up).
         b.remove_network("n2").await.unwrap();
         assert_eq!(a.allocate_vni("n7", None).await.unwrap(), 257);
+
+        // Subnets are reserved with the record: a second network cannot take one.
+        let s1: IpNet = "10.0.7.0/24".parse().unwrap();
+        a.create_network_with_subnets(&net("s1", "sub1", 400), &[s1])
+            .await
+            .unwrap();
+        let e = b
+            .create_network_with_subnets(&net("s2", "sub2", 401), &[s1])
+            .await
+            .unwrap_err();
+        assert_eq!(e, ClusterError::SubnetTaken("10.0.7.0/24".into()));
+        assert_eq!(e.status(), 403);
+        // Nothing of the refused network was written.
+        assert!(!b.networks().await.unwrap().iter().any(|n| n.id == "s2"));
+        a.remove_network("s1").await.unwrap();
+        b.create_network_with_subnets(&net("s2", "sub2", 401), &[s1])
+            .await
+            .unwrap();
         a.close().await;
         b.close().await;
     });

@@ -100,6 +100,16 @@ impl Keys {
         format!("{}/netnames/{}", self.prefix, escape(name))
     }
 
+    /// Range prefix of the subnets global networks hold.
+    pub fn subnets(&self) -> String {
+        format!("{}/subnets/", self.prefix)
+    }
+
+    /// A subnet's reservation (value: the network id).
+    pub fn subnet(&self, subnet: &ipnet::IpNet) -> String {
+        format!("{}{}", self.subnets(), escape(&subnet.to_string()))
+    }
+
     pub fn vnis(&self) -> String {
         format!("{}/vni/", self.prefix)
     }

@@ -10,6 +10,7 @@
 //! | `networks/<id>` | [`NetworkRecord`] (JSON) | global |
 //! | `netnames/<name>` | network id | global |
 //! | `vni/<vni>` | network id | global |
+//! | `subnets/<cidr>` | network id (a global network's subnet) | global |
 //! | `ipam/<net>/<ip>` | [`IpamRecord`] `{owner, host}` | leased by the allocating host |
 //! | `endpoints/<net>/<epid>` | [`EndpointRecord`] (JSON) | leased by the publishing host |
 //! | `epnames/<net>/<name>` | endpoint id | leased by the publishing host |
@@ -109,6 +110,9 @@ pub enum ClusterError {
     Contention(String),
     #[error("network with name {0} already exists")]
     NetworkNameTaken(String),
+    /// Another global network holds this subnet (Docker's text).
+    #[error("invalid pool request: Pool overlaps with other one on this address space ({0})")]
+    SubnetTaken(String),
     /// Docker's text (see [`NetworkInUse`]).
     #[error("{0}")]
     NetworkInUse(NetworkInUse),
@@ -170,7 +174,7 @@ impl ClusterError {
             | ClusterError::VniTaken(_)
             | ClusterError::AddressInUse(_)
             | ClusterError::EndpointNameTaken(_) => 409,
-            ClusterError::NetworkInUse(_) => 403,
+            ClusterError::NetworkInUse(_) | ClusterError::SubnetTaken(_) => 403,
             ClusterError::BadUrl(_) | ClusterError::BadVni(_) | ClusterError::Ipam(_) => 400,
             ClusterError::Connect(_)
             | ClusterError::Unavailable(_)
@@ -534,17 +538,47 @@ impl Cluster {
     /// One transaction: the name key and the id key must both be absent, else
     /// [`ClusterError::NetworkNameTaken`].
     pub async fn create_network(&self, rec: &NetworkRecord) -> Result<(), ClusterError> {
+        self.create_network_with_subnets(rec, &[]).await
+    }
+
+    /// [`Cluster::create_network`] that also reserves the network's subnets in the same
+    /// transaction, so two hosts creating networks at once never get one subnet
+    /// ([`ClusterError::SubnetTaken`]).
+    pub async fn create_network_with_subnets(
+        &self,
+        rec: &NetworkRecord,
+        subnets: &[IpNet],
+    ) -> Result<(), ClusterError> {
         self.check_open()?;
         let k = &self.inner.keys;
         let net_key = k.network(&rec.id);
         let name_key = k.netname(&rec.name);
-        let txn = Txn::new()
-            .when([absent(&name_key), absent(&net_key)])
-            .and_then([
-                TxnOp::put(net_key, encode(rec), None),
-                TxnOp::put(name_key, rec.id.clone(), None),
-            ]);
+        let subnet_keys: Vec<String> = subnets.iter().map(|s| k.subnet(s)).collect();
+        let mut when = vec![absent(&name_key), absent(&net_key)];
+        when.extend(subnet_keys.iter().map(|sk| absent(sk)));
+        let mut ops = vec![
+            TxnOp::put(net_key, encode(rec), None),
+            TxnOp::put(name_key.as_str(), rec.id.clone(), None),
+        ];
+        ops.extend(
+            subnet_keys
+                .iter()
+                .map(|sk| TxnOp::put(sk.as_str(), rec.id.clone(), None)),
+        );
+        let txn = Txn::new().when(when).and_then(ops);
         if !self.txn("create network", txn).await?.succeeded() {
+            // Say which condition failed: a subnet held by another network, else the name.
+            let mut c = self.client();
+            for (sk, subnet) in subnet_keys.iter().zip(subnets) {
+                let got = call("create network", c.get(sk.as_str(), None)).await?;
+                if got
+                    .kvs()
+                    .first()
+                    .is_some_and(|kv| kv.value() != rec.id.as_bytes())
+                {
+                    return Err(ClusterError::SubnetTaken(subnet.to_string()));
+                }
+            }
             return Err(ClusterError::NetworkNameTaken(rec.name.clone()));
         }
         Ok(())
@@ -580,7 +614,8 @@ impl Cluster {
             if let Some(r) = &rec {
                 ops.push(delete_if_ours(&k.netname(&r.name)));
             }
-            for kv in vnis.kvs() {
+            let subnets = self.get_prefix("remove network", k.subnets()).await?;
+            for kv in vnis.kvs().iter().chain(subnets.kvs()) {
                 if kv.value() == id.as_bytes() {
                     ops.push(delete_if_ours(&String::from_utf8_lossy(kv.key())));
                 }

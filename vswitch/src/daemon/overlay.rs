@@ -481,7 +481,11 @@ impl Daemon {
             vni,
             body: serde_json::to_value(&n).map_err(internal)?,
         };
-        if let Err(e) = self.rt.block_on(c.client.create_network(&rec)) {
+        let subnets = n.subnets();
+        if let Err(e) = self
+            .rt
+            .block_on(c.client.create_network_with_subnets(&rec, &subnets))
+        {
             let _ = self.rt.block_on(c.client.remove_network(&n.id));
             let e = match e {
                 ClusterError::NetworkNameTaken(name) => {
