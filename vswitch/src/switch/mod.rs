@@ -233,6 +233,16 @@ pub struct Decisions {
 }
 
 impl Decisions {
+    /// Queue a frame the switch built (ARP or ND answer) to go out of `port`.
+    fn push_reply(&mut self, port: PortId, buf: ReplyBuf) {
+        let slot = self.replies.len() as u32;
+        self.replies.push(buf);
+        self.tx.push(Tx {
+            port,
+            frame: FrameRef::Reply(slot),
+        });
+    }
+
     /// Empty, with room for `frames` verdicts and `tx` outputs before growing.
     pub fn with_capacity(frames: usize, tx: usize) -> Decisions {
         Decisions {
@@ -746,12 +756,7 @@ impl Switch {
             return Ok(None);
         };
         buf.len = n as u8;
-        let slot = out.replies.len() as u32;
-        out.replies.push(buf);
-        out.tx.push(Tx {
-            port: in_port,
-            frame: FrameRef::Reply(slot),
-        });
+        out.push_reply(in_port, buf);
         self.counters.nd_replies += 1;
         Ok(Some(Verdict::ArpReply))
     }
@@ -809,12 +814,7 @@ impl Switch {
         };
         debug_assert!(n <= arp::FRAME_LEN + crate::wire::ethernet::VLAN_TAG_LEN);
         buf.len = n as u8;
-        let slot = out.replies.len() as u32;
-        out.replies.push(buf);
-        out.tx.push(Tx {
-            port: in_port,
-            frame: FrameRef::Reply(slot),
-        });
+        out.push_reply(in_port, buf);
         self.counters.arp_replies += 1;
         Ok(Some(Verdict::ArpReply))
     }
