@@ -72,8 +72,7 @@ impl ClusterIpam for EtcdIpam {
         requested: Option<IpAddr>,
         owner: &str,
     ) -> model::Result<IpAddr> {
-        let mut reserved: Vec<IpAddr> = cfg.aux.values().copied().collect();
-        reserved.extend(cfg.gateway);
+        let reserved = reserved_in(cfg);
         let v6 = cfg.subnet.addr().is_ipv6();
         self.rt
             .block_on(self.client.allocate_ip(
@@ -101,6 +100,11 @@ impl ClusterIpam for EtcdIpam {
             tracing::warn!("network {}: releasing {addr} in the cluster: {e}", net.name);
         }
     }
+}
+
+/// Addresses of a subnet no endpoint may get: its gateway and aux addresses.
+fn reserved_in(cfg: &SubnetConfig) -> Vec<IpAddr> {
+    cfg.aux.values().copied().chain(cfg.gateway).collect()
 }
 
 fn cluster_error(e: ClusterError) -> Error {
@@ -563,8 +567,7 @@ impl Daemon {
             let Some(cfg) = n.configs().iter().find(|c| c.subnet.contains(&a.addr())) else {
                 continue;
             };
-            let mut reserved: Vec<IpAddr> = cfg.aux.values().copied().collect();
-            reserved.extend(cfg.gateway);
+            let reserved = reserved_in(cfg);
             match self.rt.block_on(c.client.allocate_ip(
                 &n.id,
                 cfg.subnet,
