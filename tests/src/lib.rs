@@ -834,3 +834,42 @@ pub fn in_netns_thread<T: Send + 'static>(
         Err(p) => std::panic::resume_unwind(p),
     }
 }
+
+/// The "outside" world's servers: HTTP on 8000 answering `outside says hi` and logging each
+/// client address to a file, UDP echo on 7.
+const OUTSIDE_SERVERS: &str = r#"
+import http.server, socket, sys, threading
+log = open(sys.argv[1], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        log.write(self.client_address[0] + "\n")
+        body = b"outside says hi\n"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 7))
+    while True:
+        d, a = s.recvfrom(2048); s.sendto(d, a)
+threading.Thread(target=udp, daemon=True).start()
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"#;
+
+/// Start [`OUTSIDE_SERVERS`] in `ns`, logging clients to `log` (emptied first); returns once
+/// the HTTP port listens (bounded wait).
+pub fn outside_servers(ns: &Netns, log: &Path) -> Bg {
+    std::fs::write(log, "").expect("client log");
+    let bg = Bg::spawn(ns.cmd(&[
+        "python3",
+        "-c",
+        OUTSIDE_SERVERS,
+        log.to_str().expect("utf-8 path"),
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            !stdout(&ns.exec(&["ss", "-ltnH", "sport = :8000"])).is_empty()
+        }),
+        "outside servers did not start"
+    );
+    bg
+}

@@ -9,25 +9,6 @@ use vswitch_tests::*;
 const HOST_IP: &str = "10.99.0.1";
 const OUT_IP: &str = "10.99.0.2";
 
-/// HTTP server logging each client address to a file; UDP echo on 7.
-const OUTSIDE_SERVERS: &str = r#"
-import http.server, socket, sys, threading
-log = open(sys.argv[1], "a", buffering=1)
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        log.write(self.client_address[0] + "\n")
-        body = b"outside says hi\n"
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 7))
-    while True:
-        d, a = s.recvfrom(2048); s.sendto(d, a)
-threading.Thread(target=udp, daemon=True).start()
-http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
-"#;
-
 /// A static file server on port 80 with a listen backlog fit for bursts (python's
 /// `http.server` keeps socketserver's backlog of 5).
 const STATIC_SERVER: &str = r#"
@@ -58,12 +39,7 @@ fn world(tag: &str) -> World {
     );
     let d = Daemon::start_in(host, &[]);
     let log = d.dir.0.join("outside-clients.log");
-    std::fs::write(&log, "").unwrap();
-    let servers =
-        Bg::spawn(outside.cmd(&["python3", "-c", OUTSIDE_SERVERS, log.to_str().unwrap()]));
-    assert!(wait_until(Duration::from_secs(10), || {
-        !stdout(&outside.exec(&["ss", "-ltnH", "sport = :8000"])).is_empty()
-    }));
+    let servers = outside_servers(&outside, &log);
     World {
         d,
         outside,

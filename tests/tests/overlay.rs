@@ -15,20 +15,6 @@ const HOST4: &str = "192.168.50.4";
 /// Short lease so a dead host's endpoints vanish quickly.
 const TTL_SECS: u64 = 4;
 
-/// HTTP server logging each client address to a file.
-const LOGGING_SERVER: &str = r#"
-import http.server, sys
-log = open(sys.argv[1], "a", buffering=1)
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        log.write(self.client_address[0] + "\n")
-        body = b"outside says hi\n"
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
-"#;
-
 struct World {
     h2: Daemon,
     h3: Daemon,
@@ -132,11 +118,7 @@ fn world(tag: &str) -> World {
     let h3 = start(n3, HOST3);
     let h4 = start(n4, HOST4);
     let log = h2.dir.0.join("outside-clients.log");
-    std::fs::write(&log, "").unwrap();
-    let server = Bg::spawn(outside.cmd(&["python3", "-c", LOGGING_SERVER, log.to_str().unwrap()]));
-    assert!(wait_until(Duration::from_secs(10), || {
-        !stdout(&outside.exec(&["ss", "-ltnH", "sport = :8000"])).is_empty()
-    }));
+    let server = outside_servers(&outside, &log);
     World {
         h2,
         h3,
