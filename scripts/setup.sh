@@ -25,4 +25,4 @@ if ! command -v docker >/dev/null; then
   apt-get install -y -qq docker-cli || apt-get install -y -qq docker.io
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
+for c in clippy rustfmt; do rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"; done
