@@ -3,6 +3,8 @@
 //! exec root and socket. Everything is torn down on drop, so on success and on failure (a
 //! panicking test still drops its world). Every wait is bounded.
 
+pub mod no_iproute;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -292,6 +294,11 @@ impl Daemon {
         self.dir.0.join("exec")
     }
 
+    /// The daemon's PATH: the system's programs without iproute2 (see [`no_iproute`]).
+    pub fn daemon_path(&self) -> PathBuf {
+        no_iproute::path_without_iproute(&self.dir.0.join("path"))
+    }
+
     pub fn host_url(&self) -> String {
         format!("unix://{}", self.sock.display())
     }
@@ -313,6 +320,7 @@ impl Daemon {
             .arg("--exec-root")
             .arg(self.exec_root())
             .args(&self.extra_args)
+            .env("PATH", self.daemon_path())
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod host;
 pub mod model;
 pub mod names;
+pub mod netlink;
 pub mod netns;
 pub mod overlay;
 pub mod port;

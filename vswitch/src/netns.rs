@@ -17,6 +17,11 @@ pub enum NetnsError {
         op: &'static str,
         source: std::io::Error,
     },
+    #[error("netns {path}: {source}")]
+    Netlink {
+        path: PathBuf,
+        source: crate::netlink::NetlinkError,
+    },
     #[error("netns {0}: the namespace thread panicked")]
     Panicked(PathBuf),
     #[error("in netns {path}: `{cmd}` failed: {stderr}")]
@@ -51,13 +56,17 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
     }
     File::create(path).map_err(sys(path, "create mount point"))?;
     let p = path.to_path_buf();
-    let res = std::thread::spawn(move || -> std::io::Result<()> {
+    let res = std::thread::spawn(move || -> Result<(), NetnsError> {
+        let sys_err = |op: &'static str| {
+            let path = p.clone();
+            move |source| NetnsError::Sys { path, op, source }
+        };
         // SAFETY: unshare affects only this short-lived thread.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(last_err());
+            return Err(sys_err("unshare")(last_err()));
         }
         let src = CString::new("/proc/thread-self/ns/net").expect("no NUL");
-        let dst = cstr(&p)?;
+        let dst = cstr(&p).map_err(sys_err("path"))?;
         // SAFETY: valid C strings; a bind mount of this thread's namespace file.
         let r = unsafe {
             libc::mount(
@@ -69,22 +78,21 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
             )
         };
         if r != 0 {
-            return Err(last_err());
+            return Err(sys_err("bind mount")(last_err()));
         }
-        Ok(())
+        // lo up, as Docker does for every sandbox: this thread is already inside.
+        crate::netlink::loopback_up().map_err(|source| NetnsError::Netlink {
+            path: p.clone(),
+            source,
+        })
     })
     .join()
     .map_err(|_| NetnsError::Panicked(path.to_path_buf()))?;
     if let Err(e) = res {
+        let _ = delete(path);
         let _ = std::fs::remove_file(path);
-        return Err(NetnsError::Sys {
-            path: path.to_path_buf(),
-            op: "unshare+bind",
-            source: e,
-        });
+        return Err(e);
     }
-    // lo up, as Docker does for every sandbox.
-    run_cmd(path, &["ip", "link", "set", "lo", "up"])?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! (no move, no rename), its address, MTU and routes; the default route (handover); the
 //! processes run inside; the host-side interface of a bridge network.
 
+use crate::netlink::{self, LinkChange, Netlink, NetlinkError};
 use crate::netns::{self, NetnsError};
 use crate::port::tap::{Tap, TapError};
 use ipam::IpNet;
@@ -19,6 +20,8 @@ pub enum SandboxError {
     Netns(#[from] NetnsError),
     #[error(transparent)]
     Tap(#[from] TapError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
     #[error("{0}")]
     Other(String),
 }
@@ -38,6 +41,7 @@ pub struct PortSpec {
 pub fn create_port(ns: &Path, spec: &PortSpec, queues: usize) -> Result<Tap, SandboxError> {
     let s = spec.clone();
     let tap = netns::run_in(ns, move || -> Result<Tap, SandboxError> {
+        clear_stale_link(&mut Netlink::open()?, &s.ifname, true)?;
         let tap = Tap::create(&s.ifname, queues)?;
         configure_link(&s)?;
         Ok(tap)
@@ -73,50 +77,65 @@ pub fn create_veth_port(
     }
 }
 
-/// Address, MAC, MTU, up — run on a thread already inside the target namespace.
+/// Bring the link to the spec whatever it holds now (convergent: a restart, or a predecessor
+/// daemon still dying, may have configured it already): MAC and MTU set, the spec's addresses
+/// present, any other address removed (IPv6 link-local excepted: the kernel's own), up. Run
+/// on a thread already inside the target namespace.
 fn configure_link(s: &PortSpec) -> Result<(), SandboxError> {
-    let mtu = s.mtu.to_string();
-    ip(&[
-        "link", "set", "dev", &s.ifname, "address", &s.mac, "mtu", &mtu,
-    ])?;
-    if let Some(a) = s.ipv6 {
-        // No DAD: the switch already guarantees uniqueness, and DAD delays the address.
-        ip(&["addr", "add", &a.to_string(), "dev", &s.ifname, "nodad"])?;
+    let mac = netlink::parse_mac(&s.mac)?;
+    let mut nl = Netlink::open()?;
+    nl.set_link(
+        &s.ifname,
+        &LinkChange {
+            mac: Some(mac),
+            mtu: Some(s.mtu),
+            ..LinkChange::default()
+        },
+    )?;
+    // IPv6 first, as before: the v4 address is what makes a port "configured" to observers.
+    let want: Vec<IpNet> = [s.ipv6, s.ipv4].into_iter().flatten().collect();
+    for a in nl.addresses(&s.ifname)? {
+        if !a.is_link_local_v6() && !want.contains(&a.net) {
+            nl.del_address(&s.ifname, a.net)?;
+        }
     }
-    if let Some(a) = s.ipv4 {
-        let bcast = match a {
-            IpNet::V4(n) => n.broadcast().to_string(),
-            IpNet::V6(_) => String::from("+"),
-        };
-        ip(&[
-            "addr",
-            "add",
-            &a.to_string(),
-            "broadcast",
-            &bcast,
-            "dev",
-            &s.ifname,
-        ])?;
+    for a in want {
+        nl.add_address(&s.ifname, a)?;
     }
-    ip(&["link", "set", "dev", &s.ifname, "up"])?;
+    nl.set_up(&s.ifname, true)?;
     Ok(())
 }
 
-/// Run `ip` in the calling thread's namespace.
-fn ip(args: &[&str]) -> Result<String, SandboxError> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| SandboxError::Other(format!("ip {}: {e}", args.join(" "))))?;
-    if !out.status.success() {
-        return Err(SandboxError::Other(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+/// How long [`clear_stale_link`] waits for a leftover interface (a predecessor daemon's TAP
+/// whose fds are still closing) to go away by itself before deleting it.
+pub const STALE_LINK_WAIT: Duration = Duration::from_secs(2);
+/// Poll interval of that wait.
+const STALE_LINK_POLL: Duration = Duration::from_millis(20);
+
+/// Make sure no interface called `name` exists in the calling thread's namespace: a leftover
+/// one (a persistent TAP, or a predecessor's not yet deleted) is waited for, bounded by
+/// [`STALE_LINK_WAIT`], then deleted. Without this a new TAP of that name would fail to create
+/// or, worse, attach as an extra queue of the old device. With `only_ours`, only a TAP or veth
+/// (what vswitchd makes) is cleared: a sandbox a runtime handed over may have its own
+/// interfaces, which are never deleted (creating ours then fails with a clear error).
+fn clear_stale_link(nl: &mut Netlink, name: &str, only_ours: bool) -> Result<(), SandboxError> {
+    let ours = |l: &netlink::Link| matches!(l.kind.as_deref(), Some("tun" | "veth"));
+    let deadline = Instant::now() + STALE_LINK_WAIT;
+    while let Some(l) = nl.link(name)? {
+        if only_ours && !ours(&l) {
+            return Err(SandboxError::Other(format!(
+                "interface {name} already exists (kind {}) and is not vswitchd's",
+                l.kind.as_deref().unwrap_or("device")
+            )));
+        }
+        if Instant::now() >= deadline {
+            tracing::info!("interface {name} left over from before: deleting it");
+            nl.delete_link(name)?;
+            break;
+        }
+        std::thread::sleep(STALE_LINK_POLL);
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(())
 }
 
 /// The default route a sandbox should have, per family.
@@ -130,27 +149,54 @@ pub struct DefaultRoute {
 pub fn set_default_route(ns: &Path, want: &DefaultRoute) -> Result<(), SandboxError> {
     let w = want.clone();
     netns::run_in(ns, move || -> Result<(), SandboxError> {
-        for (fam, r) in [("-4", &w.v4), ("-6", &w.v6)] {
+        let mut nl = Netlink::open()?;
+        for (v6, r) in [(false, &w.v4), (true, &w.v6)] {
             match r {
-                Some((gw, dev)) => {
-                    ip(&[
-                        fam,
-                        "route",
-                        "replace",
-                        "default",
-                        "via",
-                        &gw.to_string(),
-                        "dev",
-                        dev,
-                    ])?;
-                }
-                None => {
-                    // Deleting a missing route fails; that is the state we want anyway.
-                    let _ = ip(&[fam, "route", "del", "default"]);
-                }
+                Some((gw, dev)) => nl.replace_default_route(*gw, dev)?,
+                None => nl.del_default_routes(v6)?,
             }
         }
         Ok(())
+    })?
+}
+
+/// The namespace's default routes as they are (gateway and device per family): what CNI
+/// CHECK and restore compare with [`DefaultRoute`]. A route without a gateway or whose device
+/// has no name is left out.
+pub fn read_default_route(ns: &Path) -> Result<DefaultRoute, SandboxError> {
+    netns::run_in(ns, move || -> Result<DefaultRoute, SandboxError> {
+        let mut nl = Netlink::open()?;
+        let links = nl.links()?;
+        let mut out = DefaultRoute::default();
+        for v6 in [false, true] {
+            let found = nl.default_routes(v6)?.into_iter().find_map(|r| {
+                let dev = links.iter().find(|l| Some(l.index) == r.oif)?;
+                Some((r.gateway?, dev.name.clone()))
+            });
+            if v6 {
+                out.v6 = found;
+            } else {
+                out.v4 = found;
+            }
+        }
+        Ok(out)
+    })?
+}
+
+/// A link inside a namespace as it is: MAC, MTU, up, and its addresses (`None` when there is
+/// no such interface). For CNI CHECK and restore.
+pub fn read_link(
+    ns: &Path,
+    ifname: &str,
+) -> Result<Option<(netlink::Link, Vec<IpNet>)>, SandboxError> {
+    let name = ifname.to_string();
+    netns::run_in(ns, move || -> Result<_, SandboxError> {
+        let mut nl = Netlink::open()?;
+        let Some(link) = nl.link(&name)? else {
+            return Ok(None);
+        };
+        let addrs = nl.addresses(&name)?.into_iter().map(|a| a.net).collect();
+        Ok(Some((link, addrs)))
     })?
 }
 
@@ -258,6 +304,7 @@ pub fn netns_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
 /// The host-side interface of a bridge network: a TAP in the daemon's own namespace holding
 /// the gateway addresses.
 pub fn create_host_iface(spec: &PortSpec, queues: usize) -> Result<Tap, SandboxError> {
+    clear_stale_link(&mut Netlink::open()?, &spec.ifname, false)?;
     let tap = Tap::create(&spec.ifname, queues)?;
     configure_link(spec)?;
     Ok(tap)

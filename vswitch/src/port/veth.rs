@@ -4,11 +4,11 @@
 //! and partial checksums arrive whole and are honoured, instead of reaching the receiver with
 //! unfinished checksums).
 
+use crate::netlink::{Netlink, NetlinkError};
 use std::fs::File;
 use std::io;
-use std::os::unix::io::FromRawFd;
+use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
@@ -23,50 +23,62 @@ pub enum VethError {
         op: &'static str,
         source: io::Error,
     },
-    #[error("veth {name}: `ip {args}`: {stderr}")]
-    Ip {
-        name: String,
-        args: String,
-        stderr: String,
-    },
+    #[error("veth {name}: {source}")]
+    Netlink { name: String, source: NetlinkError },
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
 }
 
-fn ip(name: &str, args: &[&str]) -> Result<(), VethError> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| VethError::Sys {
-            name: name.to_string(),
-            op: "spawn ip",
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(VethError::Ip {
-            name: name.to_string(),
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
+fn nl_err(name: &str) -> impl FnOnce(NetlinkError) -> VethError + '_ {
+    move |source| VethError::Netlink {
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// Create the pair: `host` in the caller's namespace, `peer` created directly inside `ns` (a
+/// namespace path), host end up. A stale pair of the same host name (left by a killed daemon)
+/// is replaced; so is a leftover `peer` inside `ns` (a predecessor's TAP or veth still dying).
+pub fn create_pair(host: &str, peer: &str, ns: &Path) -> Result<(), VethError> {
+    let nsf = File::open(ns).map_err(|source| VethError::Sys {
+        name: host.to_string(),
+        op: "open netns",
+        source,
+    })?;
+    let mut nl = Netlink::open().map_err(nl_err(host))?;
+    nl.delete_link(host).map_err(nl_err(host))?;
+    match nl.create_veth(host, peer, nsf.as_raw_fd()) {
+        Err(e) if e.errno() == Some(libc::EEXIST) => {
+            let p = peer.to_string();
+            crate::netns::run_in(ns, move || -> Result<bool, NetlinkError> {
+                let mut nl = Netlink::open()?;
+                match nl.link(&p)? {
+                    Some(l) if matches!(l.kind.as_deref(), Some("tun" | "veth")) => {
+                        nl.delete_link(&p)
+                    }
+                    _ => Ok(false),
+                }
+            })?
+            .map_err(nl_err(peer))?;
+            nl.delete_link(host).map_err(nl_err(host))?;
+            nl.create_veth(host, peer, nsf.as_raw_fd())
+                .map_err(nl_err(host))?;
+        }
+        r => r.map_err(nl_err(host))?,
+    }
+    if let Err(e) = nl.set_up(host, true) {
+        let _ = nl.delete_link(host);
+        return Err(nl_err(host)(e));
     }
     Ok(())
 }
 
-/// Create the pair: `host` in the caller's namespace, `peer` inside `ns` (a namespace path).
-/// A stale pair of the same host name (left by a killed daemon) is replaced.
-pub fn create_pair(host: &str, peer: &str, ns: &Path) -> Result<(), VethError> {
-    let _ = ip(host, &["link", "del", host]);
-    let nsp = ns.to_string_lossy();
-    ip(
-        host,
-        &[
-            "link", "add", host, "type", "veth", "peer", "name", peer, "netns", &nsp,
-        ],
-    )?;
-    ip(host, &["link", "set", host, "up"])
-}
-
+/// Delete the pair by its host end (the peer goes with it). Missing is fine; other failures
+/// are logged, as teardown goes on regardless.
 pub fn delete(host: &str) {
-    let _ = ip(host, &["link", "del", host]);
+    if let Err(e) = Netlink::open().and_then(|mut nl| nl.delete_link(host)) {
+        tracing::warn!("veth {host}: {e}");
+    }
 }
 
 /// A non-blocking packet socket bound to `host` with virtio-net headers.
