@@ -448,10 +448,13 @@ impl Netlink {
         let mut seen = 0usize;
         loop {
             self.buf.clear();
-            let n = self
-                .sock
-                .recv(&mut self.buf, libc::MSG_TRUNC)
-                .map_err(sys("recv"))?;
+            let n = match self.sock.recv(&mut self.buf, libc::MSG_TRUNC) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(reply_err(format!("no answer within {REPLY_TIMEOUT:?}")))
+                }
+                Err(e) => return Err(sys("recv")(e)),
+            };
             if n > self.buf.len() {
                 return Err(reply_err(format!("datagram of {n} bytes truncated")));
             }

@@ -370,3 +370,6 @@ pub fn with_resolv_conf(cmd: &mut Command, resolv: Option<&Path>) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
