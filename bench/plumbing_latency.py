@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Latency of `vswitch run -d` and `vswitch network connect` (median and p90 of N runs).
+"""Latency of `vswitch run -d` and `vswitch network connect` (median and p90 of N runs), and
+the daemon's CPU time per call (its own plus reaped children's, e.g. `ip` processes), which
+a loaded machine disturbs much less than wall-clock time.
 
 Needs root. Starts the given vswitchd inside a namespace of its own (vsw-lat-<pid>) with its own
 data root, exec root and socket, times each CLI call end to end, and removes everything after
@@ -54,18 +56,30 @@ def main():
             time.sleep(0.05)
         sh(*cli, "network", "create", "--subnet", "10.231.0.0/16", "lat")
 
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def cpu_ms():
+            with open(f"/proc/{daemon.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # utime stime cutime cstime (fields 14-17; [0] here is field 3)
+            return sum(int(x) for x in fields[11:15]) * 1000 / tick
+
         def timed(argv):
             t = time.perf_counter()
             sh(*argv)
             return (time.perf_counter() - t) * 1000
 
+        c0 = cpu_ms()
         run = [timed([*cli, "run", "-d", "--name", f"s{i}", "--", "sleep", "infinity"])
                for i in range(a.runs)]
+        c1 = cpu_ms()
         conn = [timed([*cli, "network", "connect", "lat", f"s{i}"]) for i in range(a.runs)]
-        for name, v in (("vswitch run -d", run), ("vswitch network connect", conn)):
+        c2 = cpu_ms()
+        for name, v, cpu in (("vswitch run -d", run, c1 - c0),
+                             ("vswitch network connect", conn, c2 - c1)):
             q = statistics.quantiles(v, n=10)
-            print(f"{name}: median {statistics.median(v):.1f} ms, p90 {q[8]:.1f} ms "
-                  f"({len(v)} runs, {a.bin})")
+            print(f"{name}: median {statistics.median(v):.1f} ms, p90 {q[8]:.1f} ms, "
+                  f"daemon CPU {cpu / len(v):.1f} ms/call ({len(v)} runs, {a.bin})")
         sh(*cli, "rm", "-f", *[f"s{i}" for i in range(a.runs)], check=False)
     finally:
         if daemon is not None:
