@@ -100,7 +100,16 @@ fn configure_link(s: &PortSpec) -> Result<(), SandboxError> {
         }
     }
     for a in want {
-        nl.add_address(&s.ifname, a)?;
+        match nl.add_address(&s.ifname, a) {
+            // The kernel's EINVAL says nothing about why; this is the usual reason.
+            Err(e) if e.errno() == Some(libc::EINVAL) && a.addr().is_ipv6() && s.mtu < 1280 => {
+                return Err(SandboxError::Other(format!(
+                    "{e}: IPv6 needs an MTU of at least 1280 (this network's is {})",
+                    s.mtu
+                )))
+            }
+            r => r?,
+        }
     }
     nl.set_up(&s.ifname, true)?;
     Ok(())
