@@ -5,6 +5,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 pkgs=()
+# iproute2 for the tests only (they look with `ip`); vswitchd itself does not need it.
 command -v ip >/dev/null || pkgs+=(iproute2)
 command -v python3 >/dev/null || pkgs+=(python3)
 command -v curl >/dev/null || pkgs+=(curl)

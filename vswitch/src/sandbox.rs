@@ -115,6 +115,15 @@ fn configure_link(s: &PortSpec) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// The interface inside a namespace that has this MAC (`02:42:…`), if any: how CNI CHECK and
+/// restore find an endpoint whose interface was renamed.
+pub fn find_link_by_mac(ns: &Path, mac: &str) -> Result<Option<netlink::Link>, SandboxError> {
+    let mac = netlink::parse_mac(mac)?;
+    netns::run_in(ns, move || -> Result<_, SandboxError> {
+        Ok(Netlink::open()?.link_by_mac(mac)?)
+    })?
+}
+
 /// How long [`clear_stale_link`] waits for a leftover interface (a predecessor daemon's TAP
 /// whose fds are still closing) to go away by itself before deleting it.
 pub const STALE_LINK_WAIT: Duration = Duration::from_secs(2);

@@ -116,6 +116,11 @@ fn configuring_a_link_converges_whatever_it_holds() {
         DefaultRoute::default()
     );
     assert!(read_link(&s.ns, "eth9").expect("read").is_none());
+    let found = find_link_by_mac(&s.ns, "02:42:0a:63:00:02").expect("by mac");
+    assert_eq!(found.map(|l| l.name), Some("eth0".to_string()));
+    assert!(find_link_by_mac(&s.ns, "02:42:0a:63:00:99")
+        .expect("by mac")
+        .is_none());
     // lo came up with the namespace.
     let (lo, _) = read_link(&s.ns, "lo").expect("read").expect("lo");
     assert!(lo.up);
