@@ -162,8 +162,8 @@ fn daemon_without_iproute2_runs_connects_and_restarts() {
     assert!(d.pings("v2", "10.92.0.1"));
 
     // Restart over a predecessor's leftovers: a persistent TAP holding the bridge's host
-    // interface name with a stray address, and one as a sandbox's eth1. Restore must delete
-    // them and converge.
+    // interface name with a stray address, and one with the endpoint's MAC as a sandbox's
+    // eth2. Restore must delete them and converge.
     d.run_sandbox("b", &["--net", "dual"]);
     let host_if = ok(d.ns.exec(&["ip", "-br", "link"]))
         .lines()
@@ -173,6 +173,10 @@ fn daemon_without_iproute2_runs_connects_and_restarts() {
         .to_string();
     let before = (addrs_of(&d, "a", "eth2"), default_route6(&d, "a"));
     let a_key = d.sandbox_key("a");
+    let a_mac = d.ip_json("a", &["link", "show", "dev", "eth2"])[0]["address"]
+        .as_str()
+        .expect("MAC")
+        .to_string();
     d.kill(libc::SIGKILL);
     assert!(
         wait_until(Duration::from_secs(10), || !ok(d
@@ -190,6 +194,7 @@ fn daemon_without_iproute2_runs_connects_and_restarts() {
             .args(argv)))
     };
     a_tap(&["ip", "tuntap", "add", "dev", "eth2", "mode", "tap"]);
+    a_tap(&["ip", "link", "set", "dev", "eth2", "address", &a_mac]);
     a_tap(&["ip", "addr", "add", "10.91.0.99/24", "dev", "eth2"]);
     d.start_again();
     assert_no_ip_on_path(&d);

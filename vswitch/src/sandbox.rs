@@ -41,7 +41,8 @@ pub struct PortSpec {
 pub fn create_port(ns: &Path, spec: &PortSpec, queues: usize) -> Result<Tap, SandboxError> {
     let s = spec.clone();
     let tap = netns::run_in(ns, move || -> Result<Tap, SandboxError> {
-        clear_stale_link(&mut Netlink::open()?, &s.ifname, true)?;
+        let mac = netlink::parse_mac(&s.mac)?;
+        clear_stale_link(&mut Netlink::open()?, &s.ifname, Some(mac))?;
         let tap = Tap::create(&s.ifname, queues)?;
         configure_link(&s)?;
         Ok(tap)
@@ -58,6 +59,13 @@ pub fn create_veth_port(
 ) -> Result<crate::port::PortIo, SandboxError> {
     use crate::port::veth;
     let err = |e: veth::VethError| SandboxError::Other(e.to_string());
+    // A stale pair of this host name goes first (its peer with it); then whatever else of
+    // ours still holds the name inside (a predecessor's TAP).
+    veth::delete(host);
+    let (name, mac) = (spec.ifname.clone(), netlink::parse_mac(&spec.mac)?);
+    netns::run_in(ns, move || -> Result<(), SandboxError> {
+        clear_stale_link(&mut Netlink::open()?, &name, Some(mac))
+    })??;
     veth::create_pair(host, &spec.ifname, ns).map_err(err)?;
     let s = spec.clone();
     let configured = netns::run_in(ns, move || configure_link(&s))
@@ -92,7 +100,7 @@ fn configure_link(s: &PortSpec) -> Result<(), SandboxError> {
             ..LinkChange::default()
         },
     )?;
-    // IPv6 first, as before: the v4 address is what makes a port "configured" to observers.
+    // IPv6 first, then IPv4, as before.
     let want: Vec<IpNet> = [s.ipv6, s.ipv4].into_iter().flatten().collect();
     for a in nl.addresses(&s.ifname)? {
         if !a.is_link_local_v6() && !want.contains(&a.net) {
@@ -133,20 +141,25 @@ const STALE_LINK_POLL: Duration = Duration::from_millis(20);
 /// Make sure no interface called `name` exists in the calling thread's namespace: a leftover
 /// one (a persistent TAP, or a predecessor's not yet deleted) is waited for, bounded by
 /// [`STALE_LINK_WAIT`], then deleted. Without this a new TAP of that name would fail to create
-/// or, worse, attach as an extra queue of the old device. With `only_ours`, only a TAP or veth
-/// (what vswitchd makes) is cleared: a sandbox a runtime handed over may have its own
-/// interfaces, which are never deleted (creating ours then fails with a clear error).
-fn clear_stale_link(nl: &mut Netlink, name: &str, only_ours: bool) -> Result<(), SandboxError> {
-    let ours = |l: &netlink::Link| matches!(l.kind.as_deref(), Some("tun" | "veth"));
+/// or, worse, attach as an extra queue of the old device. With `ours` (a sandbox, which a
+/// runtime may have handed over with interfaces of its own), only an interface with the
+/// endpoint's own MAC (vswitchd's by construction) is deleted; any other that does not go away
+/// is an error, never deleted.
+fn clear_stale_link(
+    nl: &mut Netlink,
+    name: &str,
+    ours: Option<[u8; 6]>,
+) -> Result<(), SandboxError> {
     let deadline = Instant::now() + STALE_LINK_WAIT;
     while let Some(l) = nl.link(name)? {
-        if only_ours && !ours(&l) {
-            return Err(SandboxError::Other(format!(
-                "interface {name} already exists (kind {}) and is not vswitchd's",
-                l.kind.as_deref().unwrap_or("device")
-            )));
-        }
         if Instant::now() >= deadline {
+            if ours.is_some_and(|m| l.mac != Some(m)) {
+                return Err(SandboxError::Other(format!(
+                    "interface {name} already exists (kind {}, MAC {}) and is not vswitchd's",
+                    l.kind.as_deref().unwrap_or("device"),
+                    l.mac.map(|m| netlink::format_mac(&m)).unwrap_or_default()
+                )));
+            }
             tracing::info!("interface {name} left over from before: deleting it");
             nl.delete_link(name)?;
             break;
@@ -322,7 +335,7 @@ pub fn netns_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
 /// The host-side interface of a bridge network: a TAP in the daemon's own namespace holding
 /// the gateway addresses.
 pub fn create_host_iface(spec: &PortSpec, queues: usize) -> Result<Tap, SandboxError> {
-    clear_stale_link(&mut Netlink::open()?, &spec.ifname, false)?;
+    clear_stale_link(&mut Netlink::open()?, &spec.ifname, None)?;
     let tap = Tap::create(&spec.ifname, queues)?;
     configure_link(spec)?;
     Ok(tap)

@@ -25,8 +25,6 @@ pub enum VethError {
     },
     #[error("veth {name}: {source}")]
     Netlink { name: String, source: NetlinkError },
-    #[error(transparent)]
-    Netns(#[from] crate::netns::NetnsError),
 }
 
 fn nl_err(name: &str) -> impl FnOnce(NetlinkError) -> VethError + '_ {
@@ -38,7 +36,7 @@ fn nl_err(name: &str) -> impl FnOnce(NetlinkError) -> VethError + '_ {
 
 /// Create the pair: `host` in the caller's namespace, `peer` created directly inside `ns` (a
 /// namespace path), host end up. A stale pair of the same host name (left by a killed daemon)
-/// is replaced; so is a leftover `peer` inside `ns` (a predecessor's TAP or veth still dying).
+/// is replaced.
 pub fn create_pair(host: &str, peer: &str, ns: &Path) -> Result<(), VethError> {
     let nsf = File::open(ns).map_err(|source| VethError::Sys {
         name: host.to_string(),
@@ -47,25 +45,8 @@ pub fn create_pair(host: &str, peer: &str, ns: &Path) -> Result<(), VethError> {
     })?;
     let mut nl = Netlink::open().map_err(nl_err(host))?;
     nl.delete_link(host).map_err(nl_err(host))?;
-    match nl.create_veth(host, peer, nsf.as_raw_fd()) {
-        Err(e) if e.errno() == Some(libc::EEXIST) => {
-            let p = peer.to_string();
-            crate::netns::run_in(ns, move || -> Result<bool, NetlinkError> {
-                let mut nl = Netlink::open()?;
-                match nl.link(&p)? {
-                    Some(l) if matches!(l.kind.as_deref(), Some("tun" | "veth")) => {
-                        nl.delete_link(&p)
-                    }
-                    _ => Ok(false),
-                }
-            })?
-            .map_err(nl_err(peer))?;
-            nl.delete_link(host).map_err(nl_err(host))?;
-            nl.create_veth(host, peer, nsf.as_raw_fd())
-                .map_err(nl_err(host))?;
-        }
-        r => r.map_err(nl_err(host))?,
-    }
+    nl.create_veth(host, peer, nsf.as_raw_fd())
+        .map_err(nl_err(host))?;
     if let Err(e) = nl.set_up(host, true) {
         let _ = nl.delete_link(host);
         return Err(nl_err(host)(e));

@@ -133,20 +133,36 @@ fn leftovers_of_ours_are_cleared_but_foreign_interfaces_never() {
         let me = std::fs::File::open("/proc/thread-self/ns/net").expect("own ns");
         use std::os::unix::io::AsRawFd;
         let mut nl = Netlink::open().expect("open");
-        // Not vswitchd's kind of device (a runtime's own, in a handed-over namespace).
-        let err = clear_stale_link(&mut nl, "lo", true).expect_err("lo is not ours");
-        assert!(err.to_string().contains("not vswitchd's"), "{err}");
-        assert!(nl.link("lo").expect("get").is_some());
-        // A leftover veth that never goes away by itself: deleted after the bounded wait.
-        nl.create_veth("eth0", "x0", me.as_raw_fd()).expect("veth");
+        let ours = [2, 0x42, 0x0a, 0x63, 0, 5];
+        // A runtime's own interface (another MAC) in a handed-over namespace: never deleted.
+        nl.create_veth("eth1", "x1", me.as_raw_fd()).expect("veth");
         let t = Instant::now();
-        clear_stale_link(&mut nl, "eth0", true).expect("cleared");
+        let err = clear_stale_link(&mut nl, "eth1", Some(ours)).expect_err("not ours");
+        assert!(err.to_string().contains("not vswitchd's"), "{err}");
+        assert!(t.elapsed() >= STALE_LINK_WAIT);
+        assert!(nl.link("eth1").expect("get").is_some());
+        // A leftover with the endpoint's MAC that never goes away by itself: deleted after
+        // the bounded wait.
+        nl.create_veth("eth0", "x0", me.as_raw_fd()).expect("veth");
+        nl.set_link(
+            "eth0",
+            &LinkChange {
+                mac: Some(ours),
+                ..LinkChange::default()
+            },
+        )
+        .expect("mac");
+        let t = Instant::now();
+        clear_stale_link(&mut nl, "eth0", Some(ours)).expect("cleared");
         assert!(t.elapsed() >= STALE_LINK_WAIT);
         assert!(t.elapsed() < STALE_LINK_WAIT + Duration::from_secs(5));
         assert!(nl.link("eth0").expect("get").is_none());
+        // The host side: whatever holds the name goes.
+        clear_stale_link(&mut nl, "eth1", None).expect("cleared");
+        assert!(nl.link("eth1").expect("get").is_none());
         // Nothing there: no wait at all.
         let t = Instant::now();
-        clear_stale_link(&mut nl, "eth0", false).expect("nothing to clear");
+        clear_stale_link(&mut nl, "eth0", None).expect("nothing to clear");
         assert!(t.elapsed() < STALE_LINK_WAIT);
     })
     .expect("ns thread");
