@@ -574,6 +574,20 @@ impl Netlink {
         )
     }
 
+    /// Move `name` into the namespace open as `ns_fd` (it keeps its name there).
+    pub fn move_to_netns(&mut self, name: &str, ns_fd: RawFd) -> Result<(), NetlinkError> {
+        let idx = self.link_index(name)?;
+        let mut m = LinkMessage::default();
+        m.header.index = idx;
+        m.attributes.push(LinkAttribute::NetNsFd(ns_fd));
+        self.ack(
+            RouteNetlinkMessage::SetLink(m),
+            0,
+            "move to another namespace",
+            name,
+        )
+    }
+
     /// Delete `name`. Returns whether it existed (a missing link is the state wanted).
     pub fn delete_link(&mut self, name: &str) -> Result<bool, NetlinkError> {
         let Some(l) = self.link(name)? else {

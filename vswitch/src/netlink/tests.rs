@@ -335,6 +335,19 @@ fn kernel_roundtrip_in_a_private_namespace() {
         nl.set_up("nlt-b", false).expect("down");
         nl.rename("nlt-b", "nlt-r").expect("rename");
         assert!(nl.link("nlt-r").expect("get").is_some());
+        // Into a second namespace and gone from this one.
+        let other = std::thread::spawn(|| {
+            // SAFETY: unshare on this dedicated thread only.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            std::fs::File::open("/proc/thread-self/ns/net").expect("other ns")
+        })
+        .join()
+        .expect("other ns thread");
+        nl.create_veth("nlt-m", "nlt-n", me.as_raw_fd())
+            .expect("veth");
+        nl.move_to_netns("nlt-n", other.as_raw_fd()).expect("move");
+        assert_eq!(nl.link("nlt-n").expect("get"), None);
+        assert!(nl.delete_link("nlt-m").expect("delete"));
         assert!(nl.delete_link("nlt-a").expect("delete"));
         assert!(!nl.delete_link("nlt-a").expect("delete missing"));
         assert_eq!(nl.link("nlt-r").expect("get"), None, "the peer goes too");
