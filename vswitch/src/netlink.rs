@@ -247,8 +247,8 @@ pub fn msg_address(index: u32, net: IpNet) -> AddressMessage {
     m
 }
 
-/// RTM_GETADDR dump filter for one interface (the kernel filters with strict checking; we
-/// filter again on our side).
+/// RTM_GETADDR dump filter for one interface (the kernel applies it under strict checking,
+/// which [`Netlink::open`] asks for; replies are filtered again on our side).
 pub fn msg_get_addresses(index: u32) -> AddressMessage {
     let mut m = AddressMessage::default();
     m.header.index = index;
@@ -416,6 +416,9 @@ impl Netlink {
         if r != 0 {
             return Err(sys("SO_RCVTIMEO")(io::Error::last_os_error()));
         }
+        // Lets the kernel filter dumps (one link's addresses, not every address of a host with
+        // hundreds of networks). Kernels before 4.20 lack it; replies are filtered here too.
+        let _ = sock.set_netlink_get_strict_chk(true);
         Ok(Netlink {
             sock,
             seq: 0,
