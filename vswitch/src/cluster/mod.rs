@@ -39,6 +39,7 @@
 pub mod alloc;
 pub mod failover;
 pub mod keys;
+pub mod link;
 pub mod records;
 
 pub use alloc::{check_vni, choose_ip, choose_vni, VNI_FIRST, VNI_MAX};
@@ -277,6 +278,14 @@ fn parse_host_port(s: &str) -> Option<String> {
 #[derive(Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("host_id", &self.inner.host_id)
+            .finish_non_exhaustive()
+    }
 }
 
 struct LeaseState {
