@@ -1334,18 +1334,18 @@ impl Inner {
             Some((i, k, s)) if k.id() == id => {
                 let r = tokio::time::timeout(limit, async {
                     k.keep_alive().await?;
-                    s.message().await
+                    Ok(s.message().await?.map(|m| m.ttl()))
                 })
                 .await;
                 (*i, r)
             }
             _ => {
                 let (i, mut c) = self.pick();
+                // It reads the first answer itself (a lost lease fails here).
                 let r = tokio::time::timeout(limit, async {
-                    let (k, mut s) = c.lease_keep_alive(id).await?;
-                    let m = s.message().await?;
+                    let (k, s) = c.lease_keep_alive(id).await?;
                     *keeper = Some((i, k, s));
-                    Ok(m)
+                    Ok(Some(1))
                 })
                 .await;
                 (i, r)
@@ -1356,8 +1356,8 @@ impl Inner {
                 "lease keep-alive: no answer within {limit:?}"
             ))),
             Ok(r) => r
-                .map(|m| m.map(|r| r.ttl() > 0))
-                .map_err(|e| map_etcd("lease keep-alive", e)),
+                .map(|ttl: Option<i64>| ttl.map(|t| t > 0))
+                .map_err(|e: etcd_client::Error| map_etcd("lease keep-alive", e)),
         };
         let res = match alive {
             Ok(Some(true)) => {
@@ -1372,9 +1372,8 @@ impl Inner {
             Err(e) => e,
         };
         *keeper = None;
-        if let ClusterError::Unavailable(_) = res {
-            self.member_failed(member, &res);
-        }
+        // Whatever broke the stream, try the next member.
+        self.member_failed(member, &res);
         self.set_health(Some(&res));
         Err(res)
     }
@@ -1389,6 +1388,7 @@ type Keeper = (usize, LeaseKeeper, LeaseKeepAliveStream);
 async fn keepalive_loop(inner: Weak<Inner>, mut stop: watch::Receiver<bool>, every: Duration) {
     let mut keeper = None;
     let mut pause = every;
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
@@ -1402,13 +1402,20 @@ async fn keepalive_loop(inner: Weak<Inner>, mut stop: watch::Receiver<bool>, eve
             return;
         }
         match inner.keepalive_tick(&mut keeper, every).await {
-            Ok(()) => pause = every,
+            Ok(()) => {
+                if failing {
+                    tracing::info!("cluster store: keep-alive: the store answers again");
+                }
+                failing = false;
+                pause = every;
+            }
             Err(e) => {
-                pause = if pause >= every {
-                    BACKOFF_MIN
-                } else {
+                pause = if failing {
                     failover::next_backoff(pause, every)
+                } else {
+                    BACKOFF_MIN
                 };
+                failing = true;
                 tracing::warn!("cluster store: keep-alive: {e}; next attempt in {pause:?}");
             }
         }
