@@ -884,6 +884,44 @@ impl EtcdCluster {
         format!("etcd://{}", hosts.join(","))
     }
 
+    /// The member that is the raft leader now (asked through etcd's HTTP gateway), if any
+    /// member answers.
+    pub fn leader(&self) -> Option<usize> {
+        self.members.iter().position(|m| {
+            let mut cmd = Command::new("curl");
+            in_netns(&mut cmd, &m.ns_name);
+            cmd.args([
+                "-s",
+                "-m",
+                "2",
+                "-X",
+                "POST",
+                "-d",
+                "{}",
+                &format!("{}/v3/maintenance/status", m.client_url()),
+            ]);
+            let out = run(&mut cmd);
+            let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            let me = &v["header"]["member_id"];
+            !me.is_null() && *me == v["leader"]
+        })
+    }
+
+    /// [`EtcdCluster::store_url`] with member `first` listed first (the one a vswitchd
+    /// sends its requests to until it fails).
+    pub fn store_url_first(&self, first: usize) -> String {
+        let mut hosts: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}:{ETCD_CLIENT_PORT}", m.host()))
+            .collect();
+        if first < hosts.len() {
+            let h = hosts.remove(first);
+            hosts.insert(0, h);
+        }
+        format!("etcd://{}", hosts.join(","))
+    }
+
     /// Every member's log, for failure messages.
     pub fn logs(&self) -> String {
         self.members

@@ -140,13 +140,9 @@ fn daemon_starts_before_etcd_and_rides_out_a_store_outage() {
 
     // Nothing listens at the store yet: both daemons start and answer at once.
     let t0 = Instant::now();
-    let a = host(&lan, "coa1", HOST_A, "p-a", store);
+    let mut a = host(&lan, "coa1", HOST_A, "p-a", store);
     let b = host(&lan, "coa2", HOST_B, "p-b", store);
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 
     // Local networks work at once.
     ok(a.vswitch(&["network", "create", "front"]));
@@ -222,8 +218,23 @@ fn daemon_starts_before_etcd_and_rides_out_a_store_outage() {
         assert!(a.pings("c1", &ip2), "c1 lost c2 while etcd was down");
     }
 
-    // etcd returns: this host's records are there again (names resolve across hosts),
-    // and a new container joins.
+    // a crashes and restarts while the store is still down: local networks come back at
+    // once, c1 is re-attached and waits to be published.
+    a.kill(libc::SIGKILL);
+    a.start_again();
+    let l1 = ipv4(&a, "l1");
+    assert!(
+        wait_until(Duration::from_secs(10), || a.pings("l2", &l1)),
+        "bridge network after a restart without the store; log:\n{}",
+        a.log()
+    );
+    let info = a.request("GET", "/info", None).json();
+    assert_eq!(info["ClusterStoreStatus"]["State"], "connecting", "{info}");
+    assert_eq!(info["ClusterStoreStatus"]["Unpublished"], 1, "{info}");
+    let ip1 = ipv4(&a, "c1");
+
+    // etcd returns: every host's records are there again (names resolve across hosts,
+    // c1 is published under a's new lease), and a new container joins.
     etcd.restart();
     for d in [&a, &b] {
         assert!(
@@ -238,8 +249,22 @@ fn daemon_starts_before_etcd_and_rides_out_a_store_outage() {
         "c2's record is gone after the outage; log:\n{}",
         b.log()
     );
+    assert!(
+        wait_until(Duration::from_secs(10), || b.pings("c2", &ip1)),
+        "c1 not reachable after a's restart; log:\n{}",
+        a.log()
+    );
+    assert_eq!(resolves(&b, "c2", "c1").as_deref(), Some(ip1.as_str()));
     new_join_reachable(&a, &b, "c3");
     assert!(a.pings("c1", &ip2));
+    let info = a.request("GET", "/info", None).json();
+    assert_eq!(info["ClusterStoreStatus"]["Unpublished"], 0, "{info}");
+    // a's old lease expires (it crashed): c1's record, now under the new lease, stays.
+    let t3 = Instant::now();
+    while t3.elapsed() < TTL + Duration::from_secs(1) {
+        assert!(b.pings("c2", &ip1), "c1 vanished with a's old lease");
+    }
+    assert_eq!(resolves(&b, "c2", "c1").as_deref(), Some(ip1.as_str()));
     drop((a, b, etcd, etcd_ns, lan));
 }
 
@@ -268,7 +293,20 @@ fn etcd_member_loss_disturbs_neither_running_overlays_nor_new_joins() {
         .collect();
     let members: Vec<(&Netns, &str)> = nss.iter().zip(ips).collect();
     let mut cluster = EtcdCluster::start(&members);
-    let store = cluster.store_url();
+    // The leader listed first: its loss is both a new election and the loss of the
+    // member every host's requests go to.
+    let mut leader = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            leader = cluster.leader();
+            leader.is_some()
+        }),
+        "no leader; logs:\n{}",
+        cluster.logs()
+    );
+    let leader = leader.unwrap();
+    let store = cluster.store_url_first(leader);
+    assert!(store.split(',').count() == 3, "{store}");
     let a = host(&lan, "com1", HOST_A, "p-a", &store);
     let b = host(&lan, "com2", HOST_B, "p-b", &store);
     for d in [&a, &b] {
@@ -286,20 +324,33 @@ fn etcd_member_loss_disturbs_neither_running_overlays_nor_new_joins() {
     let pinger = a
         .in_sandbox_cmd(
             "c1",
-            &["ping", "-q", "-i", "0.2", "-W", "1", "-c", &count.to_string(), &ip2],
+            &[
+                "ping",
+                "-q",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "-c",
+                &count.to_string(),
+                &ip2,
+            ],
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("ping");
-    // The first member in the URL: the one every host's requests go to.
+    // A second of pings before the loss.
     std::thread::sleep(Duration::from_secs(1));
-    cluster.members[0].kill();
+    cluster.members[leader].kill();
     let killed = Instant::now();
 
     // A new join right after the loss, on either host.
     new_join_reachable(&a, &b, "c3");
-    eprintln!("new join reachable {:?} after the member died", killed.elapsed());
+    eprintln!(
+        "new join reachable {:?} after the member died",
+        killed.elapsed()
+    );
     b.run_sandbox("c4", &["--net", "ov"]);
     let ip4 = ipv4(&b, "c4");
     assert!(wait_until(Duration::from_secs(10), || a.pings("c1", &ip4)));
@@ -320,10 +371,7 @@ fn etcd_member_loss_disturbs_neither_running_overlays_nor_new_joins() {
     assert_eq!(resolves(&a, "c1", "c2").as_deref(), Some(ip2.as_str()));
     assert_eq!(resolves(&b, "c2", "c1"), Some(ipv4(&a, "c1")));
     let log = a.log() + &b.log();
-    assert!(
-        log.contains("switching to"),
-        "no failover logged:\n{log}"
-    );
+    assert!(log.contains("switching to"), "no failover logged:\n{log}");
     for d in [&a, &b] {
         assert_eq!(store_state(d), "connected");
     }

@@ -140,7 +140,9 @@ mod tests {
         assert!(!not_sent(9, "etcdserver: no leader"));
         assert!(broken_connection("transport error"));
         assert!(broken_connection("error reading a body from connection"));
-        assert!(!broken_connection("etcdserver: mvcc: required revision is a future revision"));
+        assert!(!broken_connection(
+            "etcdserver: mvcc: required revision is a future revision"
+        ));
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub const DEFAULT_PORT: u16 = 2379;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on each request to etcd.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on revoking the lease at shutdown (a dead store must not hold the daemon up).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts of an automatic VNI/address choice that keeps losing races.
 const ALLOC_ATTEMPTS: usize = 256;
 /// Events buffered per watcher.
@@ -366,7 +368,9 @@ fn map_etcd(ctx: &str, e: etcd_client::Error) -> ClusterError {
             ClusterError::Unavailable(format!("{ctx}: {}", s.message()))
         }
         // Unknown, with a broken connection under it (a member killed mid-request).
-        E::GRpcStatus(s) if i32::from(s.code()) == 2 && failover::broken_connection(s.message()) => {
+        E::GRpcStatus(s)
+            if i32::from(s.code()) == 2 && failover::broken_connection(s.message()) =>
+        {
             ClusterError::Unavailable(format!("{ctx}: {}", s.message()))
         }
         E::TransportError(_) | E::IoError(_) => ClusterError::Unavailable(format!("{ctx}: {e}")),
@@ -688,7 +692,9 @@ impl Cluster {
 
     async fn get(&self, ctx: &str, key: &str) -> Result<etcd_client::GetResponse, ClusterError> {
         self.inner
-            .call(ctx, Retry::Idempotent, |mut c| async move { c.get(key, None).await })
+            .call(ctx, Retry::Idempotent, |mut c| async move {
+                c.get(key, None).await
+            })
             .await
     }
 
@@ -1243,11 +1249,19 @@ impl Cluster {
         // Wait for requests holding the lease to finish.
         let lease = self.inner.lease.write().await;
         let id = lease.id;
-        if let Err(e) = self
+        let revoke = self
             .inner
-            .call("revoke lease", Retry::Idempotent, move |mut c| async move { c.lease_revoke(id).await })
+            .call("revoke lease", Retry::Idempotent, move |mut c| async move {
+                c.lease_revoke(id).await
+            });
+        let r = tokio::time::timeout(CLOSE_TIMEOUT, revoke)
             .await
-        {
+            .unwrap_or_else(|_| {
+                Err(ClusterError::Unavailable(format!(
+                    "revoke lease: no answer within {CLOSE_TIMEOUT:?}"
+                )))
+            });
+        if let Err(e) = r {
             tracing::warn!("cluster store: {e} (the lease will expire by itself)");
         }
         self.inner
@@ -1488,23 +1502,21 @@ async fn watch_once(
     let keys = strong.keys.clone();
     let start = match pos.resume {
         Some(r) => r,
-        None => {
-            match snapshot(&strong, &keys).await {
-                Ok((rev, events)) => {
-                    if pos.sent_snapshot {
-                        send!(ClusterEvent::Resync);
-                    }
-                    for ev in events {
-                        send!(ev);
-                    }
-                    send!(ClusterEvent::Synced);
-                    pos.sent_snapshot = true;
-                    pos.resume = Some(rev + 1);
-                    rev + 1
+        None => match snapshot(&strong, &keys).await {
+            Ok((rev, events)) => {
+                if pos.sent_snapshot {
+                    send!(ClusterEvent::Resync);
                 }
-                Err(e) => return WatchEnd::Broken(e),
+                for ev in events {
+                    send!(ev);
+                }
+                send!(ClusterEvent::Synced);
+                pos.sent_snapshot = true;
+                pos.resume = Some(rev + 1);
+                rev + 1
             }
-        }
+            Err(e) => return WatchEnd::Broken(e),
+        },
     };
     let (member, mut c) = strong.pick();
     // Only the client is held while streaming, so dropping every Cluster still ends it.

@@ -18,8 +18,8 @@
 //!   Meanwhile overlay operations fail with 503 "cluster store is not available: …".
 
 use super::{internal, lock, Daemon, Error};
-use crate::cluster::NetworkRecord;
 use crate::cluster::link::StoreLink;
+use crate::cluster::NetworkRecord;
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, ClusterEvent, EndpointRecord};
 use crate::model::{
     self, handover, ClusterIpam, Driver, Endpoint, EndpointSettings, Network, RemoteEndpoint,
@@ -282,7 +282,11 @@ impl Daemon {
             match res {
                 Ok(()) => {
                     lock(&c.unpublished).remove(&ep_id);
-                    tracing::info!("sandbox {}: {} published in the cluster", sb.name, ep.ifname);
+                    tracing::info!(
+                        "sandbox {}: {} published in the cluster",
+                        sb.name,
+                        ep.ifname
+                    );
                 }
                 Err(e) => tracing::warn!(
                     "sandbox {}: {}: publishing in the cluster: {e}; will retry",
