@@ -13,7 +13,7 @@ use tokio::sync::mpsc::Receiver;
 use vswitch::cluster::{
     Cluster, ClusterConfig, ClusterError, ClusterEvent, EndpointRecord, NetworkRecord, VNI_FIRST,
 };
-use vswitch_tests::{in_netns_thread, Etcd, Netns};
+use vswitch_tests::{in_netns_thread, Etcd, EtcdCluster, Netns};
 
 /// Bound on a whole test's async part.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -602,6 +602,83 @@ fn connect_to_nothing_fails_within_bounds() {
                 ClusterConfig::parse_url("consul://x:1", ip("192.0.2.1")),
                 Err(ClusterError::BadUrl(_))
             ));
+        });
+    });
+}
+
+#[test]
+fn member_loss_is_routed_around_without_losing_requests_events_or_the_lease() {
+    let ns = Netns::new("clm");
+    let ips = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
+    let members: Vec<(&Netns, &str)> = ips.iter().map(|ip| (&ns, *ip)).collect();
+    let cluster = EtcdCluster::start(&members);
+    let mut leader = None;
+    assert!(
+        vswitch_tests::wait_until(Duration::from_secs(10), || {
+            leader = cluster.leader();
+            leader.is_some()
+        }),
+        "no leader"
+    );
+    let leader = leader.unwrap();
+    // The leader first: every request goes to it until it dies.
+    let url = cluster.store_url_first(leader);
+    let cluster = Arc::new(Mutex::new(cluster));
+    in_netns_thread(&ns.name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let ttl = Duration::from_secs(3);
+            let a = host(&url, 1, ttl).await;
+            let b = host(&url, 2, ttl).await;
+            a.create_network(&net("n1", "ov1", 256)).await.unwrap();
+            let mut rx = b.watch();
+            snapshot(&mut rx).await;
+            let e0 = ep(&a, "n1", "e0", "web0", 2);
+            a.publish_endpoint(&e0).await.unwrap();
+            assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e0));
+
+            let c2 = cluster.clone();
+            tokio::task::spawn_blocking(move || c2.lock().unwrap().members[leader].kill())
+                .await
+                .unwrap();
+            let killed = Instant::now();
+            // Requests right after the loss (and through the election) all succeed, and
+            // the watcher sees each one once, in order.
+            let subnet: IpNet = "10.10.0.0/24".parse().unwrap();
+            let mut addrs = BTreeSet::new();
+            let mut n = 0u8;
+            while killed.elapsed() < 2 * ttl + Duration::from_secs(1) {
+                n += 1;
+                let e = ep(&a, "n1", &format!("e{n}"), &format!("web{n}"), n + 2);
+                a.publish_endpoint(&e).await.unwrap_or_else(|err| {
+                    panic!("publish {n} after {:?}: {err}", killed.elapsed())
+                });
+                let addr = b
+                    .allocate_ip("n1", subnet, None, &[], None, &format!("x{n}"))
+                    .await
+                    .unwrap_or_else(|err| {
+                        panic!("allocate {n} after {:?}: {err}", killed.elapsed())
+                    });
+                assert!(addrs.insert(addr), "{addr} handed out twice");
+                assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            eprintln!("{n} publishes and allocations across the member loss");
+            // Nothing else arrived: no deletion (both leases kept alive), no resync.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(500), rx.recv())
+                    .await
+                    .is_err(),
+                "unexpected watch event"
+            );
+            assert!(a.health().available && b.health().available);
+            let dead = format!("http://{}:2379", ips[leader]);
+            assert_ne!(a.health().member, dead);
+            a.close().await;
+            b.close().await;
         });
     });
 }
