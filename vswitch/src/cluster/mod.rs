@@ -30,8 +30,14 @@
 //!   than the TTL), a new lease is granted and the keys this host still holds (kept in
 //!   memory) are put again, unless another host claimed one meanwhile.
 //! - Watchers get a snapshot (networks first, then endpoints), `Synced`, then live changes
-//!   from the snapshot's revision + 1; a broken watch is re-made with backoff and a fresh
-//!   snapshot preceded by `Resync`.
+//!   from the snapshot's revision + 1; a broken watch is re-made with backoff from the
+//!   revision after the last one delivered (no event lost, none twice); only when etcd
+//!   compacted that revision away is a fresh snapshot sent, preceded by `Resync`.
+//! - With several members, requests stick to one and move to the next when it fails;
+//!   reads and requests that never left are sent again, writes that may have been
+//!   applied are not ([`failover`]). The keep-alive, after a failed round, retries from
+//!   100 ms doubling up to TTL/3, so a member's loss is routed around within the TTL.
+//!   Deletes that could not be made while etcd was away are made on a later round.
 //!
 //! The pure parts (key layout, records, event decoding, choice of the lowest free VNI or
 //! address) live in [`keys`], [`records`] and [`alloc`], apart from the etcd I/O here.
