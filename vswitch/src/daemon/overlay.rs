@@ -243,10 +243,44 @@ impl Daemon {
                 "cluster store {store} joined as {} (VTEP {vtep})",
                 client.host_id()
             );
+            // Restored endpoints' addresses first, before any new allocation here can
+            // take one (publishing waits for the first snapshot).
+            if let Some(d) = weak.upgrade() {
+                let c2 = client.clone();
+                let _ = tokio::task::spawn_blocking(move || d.reclaim_unpublished(&c2)).await;
+            }
             link.connected(client.clone());
             let rx = client.watch();
             follow(weak, rx).await;
         });
+    }
+
+    /// Claim again the addresses of the endpoints restored before the store answered
+    /// (failures are retried by [`Daemon::publish_unpublished`]).
+    fn reclaim_unpublished(&self, client: &Cluster) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let _op = lock(&self.ops);
+        let todo: Vec<(String, String)> = lock(&c.unpublished)
+            .iter()
+            .map(|(e, s)| (e.clone(), s.clone()))
+            .collect();
+        for (ep_id, sb_id) in todo {
+            let found = self.state().sandbox(&sb_id).and_then(|sb| {
+                let ep = sb.endpoints.iter().find(|e| e.id == ep_id)?.clone();
+                Some((sb.clone(), ep))
+            });
+            if let Some((sb, ep)) = found {
+                if let Err(e) = self.reclaim_with(client, &sb, &ep) {
+                    tracing::warn!(
+                        "sandbox {}: {}: reclaiming its address: {e}",
+                        sb.name,
+                        ep.ifname
+                    );
+                }
+            }
+        }
     }
 
     /// Claim and publish the endpoints restored before the store answered; true if some
