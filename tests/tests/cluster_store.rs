@@ -682,3 +682,68 @@ fn member_loss_is_routed_around_without_losing_requests_events_or_the_lease() {
         });
     });
 }
+
+#[test]
+fn watch_resumed_past_a_compaction_falls_back_to_a_fresh_snapshot() {
+    let ns = Netns::new("clk");
+    let ips = ["127.0.0.21", "127.0.0.22", "127.0.0.23"];
+    let members: Vec<(&Netns, &str)> = ips.iter().map(|ip| (&ns, *ip)).collect();
+    let cluster = Arc::new(Mutex::new(EtcdCluster::start(&members)));
+    let all = cluster.lock().unwrap().store_url();
+    in_netns_thread(&ns.name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let a = host(&all, 1, Duration::from_secs(10)).await;
+            // b reaches member 0 only: its watch is down while that member is.
+            let b = host("etcd://127.0.0.21:2379", 2, Duration::from_secs(30)).await;
+            let n1 = net("n1", "ov1", 256);
+            a.create_network(&n1).await.unwrap();
+            let mut rx = b.watch();
+            snapshot(&mut rx).await;
+            let e1 = ep(&a, "n1", "e1", "web1", 2);
+            a.publish_endpoint(&e1).await.unwrap();
+            assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e1));
+
+            let c2 = cluster.clone();
+            tokio::task::spawn_blocking(move || c2.lock().unwrap().members[0].kill())
+                .await
+                .unwrap();
+            // Changes b misses, then compaction past them (through another member).
+            let e2 = ep(&a, "n1", "e2", "web2", 3);
+            a.publish_endpoint(&e2).await.unwrap();
+            a.withdraw_endpoint("n1", "e1").await.unwrap();
+            let mut raw = etcd_client::Client::connect(["http://127.0.0.22:2379"], None)
+                .await
+                .unwrap();
+            let rev = raw
+                .get("/", None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision();
+            raw.compact(
+                rev,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
+            .await
+            .unwrap();
+
+            let c2 = cluster.clone();
+            tokio::task::spawn_blocking(move || c2.lock().unwrap().members[0].restart())
+                .await
+                .unwrap();
+            // The revision b would resume from is gone: Resync, then the store as it is.
+            wait_for(&mut rx, Duration::from_secs(30), &ClusterEvent::Resync).await;
+            assert_eq!(
+                snapshot(&mut rx).await,
+                vec![ClusterEvent::NetworkPut(n1), ClusterEvent::EndpointPut(e2)]
+            );
+            a.close().await;
+            b.close().await;
+        });
+    });
+}
