@@ -12,8 +12,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Attempts of one request across members (reads, and writes that were not sent).
-pub const RETRY_ATTEMPTS: u32 = 6;
+/// Attempts of one request across members (reads, and writes that were not sent): with
+/// [`RETRY_PAUSE`] they span about 2 s, an etcd leader election after the leader's loss.
+pub const RETRY_ATTEMPTS: u32 = 10;
 /// Pause before the n-th retry of a request: n × this.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Bound on one attempt of a request that may be sent again (a member that hangs is left
