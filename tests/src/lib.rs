@@ -296,7 +296,7 @@ impl Daemon {
         format!("unix://{}", self.sock.display())
     }
 
-    fn spawn(&mut self) {
+    fn spawn_child(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -319,6 +319,10 @@ impl Daemon {
             .stderr(log);
         let child = cmd.spawn().expect("spawn vswitchd");
         self.child = Some(child);
+    }
+
+    fn spawn(&mut self) {
+        self.spawn_child();
         self.wait_ready();
     }
 
@@ -373,6 +377,22 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.kill(libc::SIGTERM);
         self.spawn();
+    }
+
+    /// SIGKILL the daemon and start a new one at once, while the old one may still be dying
+    /// (as a supervisor with a short restart delay does); the old one is reaped afterwards,
+    /// then the new one is waited for (bounded).
+    pub fn crash_restart(&mut self) {
+        let old = self.child.take();
+        if let Some(c) = &old {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        }
+        self.spawn_child();
+        if let Some(mut c) = old {
+            let _ = c.wait();
+        }
+        self.wait_ready();
     }
 
     /// Start the daemon again after [`Daemon::kill`] (same data root and socket).
