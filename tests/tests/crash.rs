@@ -58,12 +58,44 @@ fn cli(url: &str, args: &[&str]) -> std::process::Output {
     run(Command::new(bin("vswitch")).arg("-H").arg(url).args(args))
 }
 
+/// Shared control of the churn workers: stop, pause (the checks run on a quiet daemon), and
+/// how many operations are in flight.
+#[derive(Default)]
+struct Control {
+    stop: AtomicBool,
+    paused: AtomicBool,
+    busy: AtomicU32,
+    ops: AtomicU32,
+}
+
+impl Control {
+    /// Pause and wait (bounded) until no operation is in flight.
+    fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        assert!(
+            wait_until(Duration::from_secs(30), || self.busy.load(Ordering::SeqCst)
+                == 0),
+            "churn did not pause"
+        );
+    }
+    fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+}
+
 /// One churn worker: random creates, connects, disconnects and removals. Failures are
 /// expected (the daemon dies under it); only what is left afterwards is checked.
-fn churn(url: String, worker: u32, seed: u64, stop: Arc<AtomicBool>, ops: Arc<AtomicU32>) {
+fn churn(url: String, worker: u32, seed: u64, ctl: Arc<Control>) {
     let mut rng = Rng(seed ^ (u64::from(worker) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut n = 0u32;
-    while !stop.load(Ordering::SeqCst) {
+    while !ctl.stop.load(Ordering::SeqCst) {
+        // Count first, then look at the pause flag: `pause` sees every operation that began.
+        ctl.busy.fetch_add(1, Ordering::SeqCst);
+        if ctl.paused.load(Ordering::SeqCst) {
+            ctl.busy.fetch_sub(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
         n += 1;
         let name = format!("w{worker}s{n}");
         match rng.below(10) {
@@ -71,7 +103,9 @@ fn churn(url: String, worker: u32, seed: u64, stop: Arc<AtomicBool>, ops: Arc<At
                 let net = ["base", "base", "bridge", "vnet", "x0", "x1"][rng.below(6) as usize];
                 let _ = cli(
                     &url,
-                    &["run", "-d", "--name", &name, "--net", net, "--", "sleep", "infinity"],
+                    &[
+                        "run", "-d", "--name", &name, "--net", net, "--", "sleep", "infinity",
+                    ],
                 );
             }
             4 => {
@@ -102,12 +136,13 @@ fn churn(url: String, worker: u32, seed: u64, stop: Arc<AtomicBool>, ops: Arc<At
                 let _ = cli(&url, &["rm", "-f", &target]);
             }
         }
-        ops.fetch_add(1, Ordering::SeqCst);
         // Keep the number of sandboxes bounded: remove old ones of this worker.
         if n > MAX_CHURN_SANDBOXES / 2 {
             let old = format!("w{worker}s{}", n - MAX_CHURN_SANDBOXES / 2);
             let _ = cli(&url, &["rm", "-f", &old]);
         }
+        ctl.ops.fetch_add(1, Ordering::SeqCst);
+        ctl.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -121,7 +156,12 @@ fn get_json(d: &Daemon, path: &str) -> serde_json::Value {
 fn complaints(d: &Daemon) -> String {
     d.log()
         .lines()
-        .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("vswitchd:"))
+        .filter(|l| {
+            l.contains("WARN")
+                || l.contains("ERROR")
+                || l.contains("vswitchd:")
+                || l.contains("previous vswitchd")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -268,6 +308,27 @@ fn consistency_problems(d: &Daemon) -> Vec<String> {
     problems
 }
 
+/// After a restart: the records match the namespaces (bounded settle: a deleted namespace's
+/// interfaces go away asynchronously), and the two first sandboxes still talk.
+fn check_round(d: &Daemon, round: usize, seed: u64, b_ip: &str) {
+    let mut problems = Vec::new();
+    wait_until(SETTLE, || {
+        problems = consistency_problems(d);
+        problems.is_empty()
+    });
+    assert!(
+        problems.is_empty(),
+        "after crash {round} (seed {seed}):\n  {}\ndaemon complaints:\n{}",
+        problems.join("\n  "),
+        complaints(d)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || d.pings("a", b_ip)),
+        "after crash {round}: a cannot ping b ({b_ip}); complaints:\n{}",
+        complaints(d)
+    );
+}
+
 #[test]
 fn sigkill_during_churn_then_immediate_restart_converges() {
     require_root();
@@ -288,15 +349,18 @@ fn sigkill_during_churn_then_immediate_restart_converges() {
     ]));
     d.run_sandbox("a", &["--net", "base"]);
     d.run_sandbox("b", &["--net", "base"]);
-    let b_ip = d.ipv4_of("b", "eth0")[0].split('/').next().unwrap().to_string();
+    let b_ip = d.ipv4_of("b", "eth0")[0]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(d.pings("a", &b_ip));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU32::new(0));
+    let ctl = Arc::new(Control::default());
     let workers: Vec<_> = (0..2)
         .map(|w| {
-            let (url, stop, ops) = (d.host_url(), stop.clone(), ops.clone());
-            std::thread::spawn(move || churn(url, w, seed, stop, ops))
+            let (url, ctl) = (d.host_url(), ctl.clone());
+            std::thread::spawn(move || churn(url, w, seed, ctl))
         })
         .collect();
     for round in 0..ROUNDS {
@@ -304,37 +368,22 @@ fn sigkill_during_churn_then_immediate_restart_converges() {
         std::thread::sleep(Duration::from_millis(delay));
         eprintln!(
             "round {round}: SIGKILL after {delay} ms ({} churn ops so far)",
-            ops.load(Ordering::SeqCst)
+            ctl.ops.load(Ordering::SeqCst)
         );
         d.crash_restart();
+        // Every restart must converge: check on a quiet daemon, then churn on.
+        ctl.pause();
+        check_round(&d, round, seed, &b_ip);
+        ctl.resume();
     }
-    stop.store(true, Ordering::SeqCst);
+    ctl.stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.join().expect("churn worker");
     }
     eprintln!(
         "{ROUNDS} rounds, {} churn ops, {:?}",
-        ops.load(Ordering::SeqCst),
+        ctl.ops.load(Ordering::SeqCst),
         t0.elapsed()
-    );
-
-    // Bounded settle: a deleted namespace's interfaces go away asynchronously.
-    let mut problems = Vec::new();
-    wait_until(SETTLE, || {
-        problems = consistency_problems(&d);
-        problems.is_empty()
-    });
-    assert!(
-        problems.is_empty(),
-        "after {ROUNDS} crashes (seed {seed}):\n  {}\ndaemon complaints:\n{}",
-        problems.join("\n  "),
-        complaints(&d)
-    );
-    // The survivors talk.
-    assert!(
-        wait_until(Duration::from_secs(10), || d.pings("a", &b_ip)),
-        "a cannot ping b ({b_ip}) after the crashes; complaints:\n{}",
-        complaints(&d)
     );
     // `run` works on every bridge network, and each new sandbox gets an address.
     let nets = get_json(&d, "/networks");
@@ -364,8 +413,16 @@ fn sigkill_during_churn_then_immediate_restart_converges() {
         problems = consistency_problems(&d);
         problems.is_empty()
     });
-    assert!(problems.is_empty(), "after new runs:\n  {}", problems.join("\n  "));
-    eprintln!("done in {:?}", t0.elapsed());
+    assert!(
+        problems.is_empty(),
+        "after new runs:\n  {}",
+        problems.join("\n  ")
+    );
+    eprintln!(
+        "done in {:?}; what the daemons logged:\n{}",
+        t0.elapsed(),
+        complaints(&d)
+    );
     assert!(t0.elapsed() < TEST_BUDGET, "took {:?}", t0.elapsed());
 }
 
@@ -385,8 +442,7 @@ fn second_daemon_on_one_data_root_is_refused() {
     let o = run(&mut cmd);
     let err = fails(o);
     assert!(
-        err.contains(&d.data_root().display().to_string())
-            && err.contains(&d.pid().to_string()),
+        err.contains(&d.data_root().display().to_string()) && err.contains(&d.pid().to_string()),
         "error should name the data root and the other pid: {err}"
     );
     assert!(!sock2.exists(), "the second daemon listened anyway");

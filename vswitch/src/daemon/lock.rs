@@ -162,6 +162,13 @@ impl DataRootLock {
             }
             std::thread::sleep(POLL);
         }
+        if t0.elapsed() >= POLL {
+            tracing::info!(
+                "waited {:?} for the previous vswitchd to release {}",
+                t0.elapsed(),
+                path.display()
+            );
+        }
         if let Some(prev) = read_holder(&mut file) {
             if prev.pid != std::process::id() {
                 let t1 = Instant::now();
@@ -182,6 +189,9 @@ impl DataRootLock {
                         logged = true;
                     }
                     std::thread::sleep(POLL);
+                }
+                if logged {
+                    tracing::info!("the previous vswitchd (pid {}) is gone", prev.pid);
                 }
             }
         }
@@ -208,7 +218,8 @@ mod tests {
 
     #[test]
     fn start_time_is_field_22_even_with_odd_command_names() {
-        let stat = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 98765 1000 10";
+        let stat =
+            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 98765 1000 10";
         assert_eq!(parse_start_time(stat), Some(98765));
         assert_eq!(parse_start_time("garbage"), None);
         assert_eq!(parse_start_time("1 (x) S 1"), None);

@@ -139,7 +139,11 @@ impl Daemon {
                     ep.ifname
                 );
                 if let Err(e) = self.disconnect(&ep.network_id, &sb.id, true) {
-                    tracing::error!("restore: sandbox {}: disconnect {}: {e}", sb.name, ep.ifname);
+                    tracing::error!(
+                        "restore: sandbox {}: disconnect {}: {e}",
+                        sb.name,
+                        ep.ifname
+                    );
                 }
             }
         }
