@@ -305,6 +305,19 @@ fn consistency_problems(d: &Daemon) -> Vec<String> {
             }
         }
     }
+    // Files of sandboxes that no record owns (resolv.conf, command output).
+    let short: BTreeSet<String> = keys.keys().map(|id| id[..12].to_string()).collect();
+    for dir in ["resolv", "logs"] {
+        if let Ok(rd) = std::fs::read_dir(d.exec_root().join(dir)) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                if !short.contains(stem) {
+                    problems.push(format!("{} has no sandbox record", p.display()));
+                }
+            }
+        }
+    }
     problems
 }
 

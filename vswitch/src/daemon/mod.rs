@@ -769,9 +769,10 @@ impl Daemon {
                 return Ok(());
             }
         }
-        let logs = self.config.exec_root.join("logs");
-        std::fs::create_dir_all(&logs).map_err(internal)?;
-        let log = logs.join(format!("{}.log", crate::util::short_id(&sb.id)));
+        let log = log_path(&self.config.exec_root, &sb.id);
+        if let Some(d) = log.parent() {
+            std::fs::create_dir_all(d).map_err(internal)?;
+        }
         let resolv = resolv_conf_path(&self.config.exec_root, &sb.id);
         let pid = sandbox::spawn(&ns, &sb.cmd, &log, Some(&resolv))
             .map_err(|e| Error::InvalidParameter(e.to_string()))?;
@@ -831,6 +832,7 @@ impl Daemon {
         lock(&self.resolvers).remove(&sb.id);
         lock(&self.publications).remove(&sb.id);
         let _ = std::fs::remove_file(resolv_conf_path(&self.config.exec_root, &sb.id));
+        let _ = std::fs::remove_file(log_path(&self.config.exec_root, &sb.id));
         if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
             if !sb.adopted {
                 sandbox::stop_processes(&ns);
@@ -921,6 +923,13 @@ pub fn resolv_conf_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
     exec_root
         .join("resolv")
         .join(format!("{}.conf", crate::util::short_id(sandbox_id)))
+}
+
+/// Where the output of a sandbox's command goes (removed with the sandbox).
+fn log_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
+    exec_root
+        .join("logs")
+        .join(format!("{}.log", crate::util::short_id(sandbox_id)))
 }
 
 /// Pids running in a sandbox's namespace (empty when it has none).

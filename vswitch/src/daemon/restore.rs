@@ -107,6 +107,7 @@ impl Daemon {
             .sandboxes()
             .filter_map(|sb| sb.netns.as_deref().map(PathBuf::from))
             .collect();
+        self.remove_orphan_files();
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return;
         };
@@ -121,6 +122,27 @@ impl Daemon {
                     p.display()
                 ),
                 Err(e) => tracing::error!("restore: orphan namespace {}: {e}", p.display()),
+            }
+        }
+    }
+
+    /// resolv.conf and log files of sandboxes that have no record any more.
+    fn remove_orphan_files(&self) {
+        let owned: HashSet<String> = self
+            .state()
+            .sandboxes()
+            .map(|sb| crate::util::short_id(&sb.id).to_string())
+            .collect();
+        for (dir, ext) in [("resolv", "conf"), ("logs", "log")] {
+            let Ok(rd) = std::fs::read_dir(self.config.exec_root.join(dir)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                if p.extension().is_some_and(|x| x == ext) && !owned.contains(id) {
+                    let _ = std::fs::remove_file(&p);
+                }
             }
         }
     }
