@@ -395,6 +395,22 @@ impl Daemon {
         self.wait_ready();
     }
 
+    /// Like [`Daemon::crash_restart`], but the new daemon is killed too, `after` its start
+    /// (while it waits for the old one or restores), and a third one is started at once.
+    pub fn crash_restart_twice(&mut self, after: Duration) {
+        let old = self.child.take();
+        if let Some(c) = &old {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        }
+        self.spawn_child();
+        if let Some(mut c) = old {
+            let _ = c.wait();
+        }
+        std::thread::sleep(after);
+        self.crash_restart();
+    }
+
     /// Start the daemon again after [`Daemon::kill`] (same data root and socket).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "daemon still running");

@@ -17,6 +17,8 @@ const ROUNDS: usize = 6;
 /// Bounds of the random delay between a restart and the next kill.
 const MIN_DELAY_MS: u64 = 150;
 const MAX_DELAY_MS: u64 = 1200;
+/// Odd rounds also kill the next daemon within this many ms of its start (cut restore).
+const MAX_CUT_MS: u64 = 600;
 /// Most sandboxes the churn keeps alive at once (keeps restore and the checks short).
 const MAX_CHURN_SANDBOXES: u32 = 8;
 /// How long the world may take to settle before the checks fail (namespaces and their
@@ -383,7 +385,14 @@ fn sigkill_during_churn_then_immediate_restart_converges() {
             "round {round}: SIGKILL after {delay} ms ({} churn ops so far)",
             ctl.ops.load(Ordering::SeqCst)
         );
-        d.crash_restart();
+        if round % 2 == 1 {
+            // Cut the next daemon too, while it waits for its predecessor or restores.
+            let cut = rng.below(MAX_CUT_MS);
+            eprintln!("round {round}: and the next daemon after {cut} ms");
+            d.crash_restart_twice(Duration::from_millis(cut));
+        } else {
+            d.crash_restart();
+        }
         // Every restart must converge: check on a quiet daemon, then churn on.
         ctl.pause();
         check_round(&d, round, seed, &b_ip);

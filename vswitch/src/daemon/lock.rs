@@ -238,6 +238,45 @@ mod tests {
     }
 
     #[test]
+    fn a_zombie_holds_no_fds_and_a_reused_pid_is_not_the_holder() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let h = Holder {
+            pid,
+            start_time: start_time(pid).unwrap(),
+        };
+        assert!(h.holds_fds());
+        let other = Holder {
+            start_time: h.start_time + 1,
+            ..h
+        };
+        assert!(
+            !other.holds_fds(),
+            "a different start time is another process"
+        );
+        // SAFETY: kill(2) on our own child; not reaped yet, so it stays a zombie.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while h.holds_fds() && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        assert!(
+            !h.holds_fds(),
+            "a killed process (zombie) has closed its fds"
+        );
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "still a zombie"
+        );
+        child.wait().unwrap();
+        assert!(!h.holds_fds());
+    }
+
+    #[test]
     fn second_lock_is_refused_with_the_holders_pid_then_free_after_drop() {
         let dir = std::env::temp_dir().join(format!("vswitch-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
