@@ -7,13 +7,14 @@
 //!   removal cut after it was deleted) is removed, its addresses freed.
 //! - A namespace under `<exec-root>/netns` that no record owns (creation cut before it was
 //!   recorded) is deleted.
-//! - Networks and endpoints are brought up with bounded retries; an endpoint that still cannot
-//!   be attached is disconnected (address freed) rather than left listed without an interface.
+//! - Bridge networks and their endpoints are brought up with bounded retries; an endpoint that
+//!   still cannot be attached is disconnected (address freed) rather than left listed without
+//!   an interface. Overlays (cluster-held state) get one attempt and are never dropped here.
 //! - A network that is not on the datapath is brought up by the next operation that needs it
 //!   ([`Daemon::ensure_network_up`]), so one failed step never fails that network forever.
 
 use super::{overlay, Daemon};
-use crate::model::{Driver, Endpoint, Error, Network, Sandbox};
+use crate::model::{Driver, Error, Network, Sandbox};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,13 +26,21 @@ pub const RESTORE_ATTEMPTS: u32 = 5;
 pub const RESTORE_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Run `f` up to [`RESTORE_ATTEMPTS`] times with exponential backoff; the last error wins.
-fn retry<T>(what: &str, mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+fn retry<T>(what: &str, f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    retry_n(RESTORE_ATTEMPTS, what, f)
+}
+
+fn retry_n<T>(
+    attempts: u32,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, Error>,
+) -> Result<T, Error> {
     let mut delay = RESTORE_BACKOFF;
     let mut attempt = 1;
     loop {
         match f() {
             Ok(v) => return Ok(v),
-            Err(e) if attempt >= RESTORE_ATTEMPTS => return Err(e),
+            Err(e) if attempt >= attempts => return Err(e),
             Err(e) => {
                 tracing::warn!("restore: {what}: {e} (attempt {attempt}, retrying)");
                 std::thread::sleep(delay);
@@ -55,7 +64,17 @@ impl Daemon {
             )
         };
         for n in &nets {
-            if let Err(e) = retry(&format!("network {}", n.name), || self.network_up(n)) {
+            // Overlays depend on the cluster store, whose own reconnect logic brings them up:
+            // one attempt here, as before.
+            let attempts = if n.driver == Driver::Overlay {
+                1
+            } else {
+                RESTORE_ATTEMPTS
+            };
+            let res = retry_n(attempts, &format!("network {}", n.name), || {
+                self.network_up(n)
+            });
+            if let Err(e) = res {
                 tracing::error!(
                     "restore: network {}: {e} (the next operation on it tries again)",
                     n.name
@@ -153,7 +172,20 @@ impl Daemon {
         };
         let mut ok = true;
         for ep in &sb.endpoints {
-            if let Err(e) = self.restore_endpoint(sb, ep, &ns) {
+            if overlay::is_overlay(self, ep) {
+                // Cluster-held addresses: left to the cluster logic, never dropped here.
+                let res = self
+                    .reclaim_addresses(sb, ep)
+                    .and_then(|_| self.attach(sb, ep, &ns));
+                if let Err(e) = res {
+                    ok = false;
+                    tracing::error!("restore: sandbox {}: {}: {e}", sb.name, ep.ifname);
+                }
+                continue;
+            }
+            if let Err(e) = retry(&format!("sandbox {}: {}", sb.name, ep.ifname), || {
+                self.attach(sb, ep, &ns)
+            }) {
                 ok = false;
                 tracing::error!(
                     "restore: sandbox {}: {} could not be re-attached ({e}); disconnected, address freed",
@@ -185,14 +217,6 @@ impl Daemon {
         if ok {
             tracing::info!("restore: sandbox {} re-attached", sb.name);
         }
-    }
-
-    fn restore_endpoint(&self, sb: &Sandbox, ep: &Endpoint, ns: &Path) -> Result<(), Error> {
-        let what = format!("sandbox {}: {}", sb.name, ep.ifname);
-        if overlay::is_overlay(self, ep) {
-            retry(&what, || self.reclaim_addresses(sb, ep))?;
-        }
-        retry(&what, || self.attach(sb, ep, ns))
     }
 
     /// Bring `n` onto the datapath when it is not (its restore step failed, or it was taken
