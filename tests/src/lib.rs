@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// How long a daemon may take to answer its first ping.
 pub const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a daemon restarted after a crash may take to answer (it first waits for its
+/// predecessor, then restores every network and sandbox).
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on one API request made by the harness.
 pub const API_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -328,7 +331,11 @@ impl Daemon {
 
     /// Wait (bounded) until the daemon answers `/_ping`.
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+        self.wait_ready_within(DAEMON_START_TIMEOUT);
+    }
+
+    fn wait_ready_within(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(r) = self.try_request("GET", "/_ping", None) {
                 if r.status == 200 {
@@ -342,7 +349,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "vswitchd did not answer within {DAEMON_START_TIMEOUT:?}; log:\n{}",
+                "vswitchd did not answer within {timeout:?}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -392,7 +399,7 @@ impl Daemon {
         if let Some(mut c) = old {
             let _ = c.wait();
         }
-        self.wait_ready();
+        self.wait_ready_within(RESTART_TIMEOUT);
     }
 
     /// Like [`Daemon::crash_restart`], but the new daemon is killed too, `after` its start
