@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// How long a daemon may take to answer its first ping.
 pub const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a daemon restarted after a crash may take to answer (it first waits for its
+/// predecessor, then restores every network and sandbox).
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on one API request made by the harness.
 pub const API_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -303,7 +306,7 @@ impl Daemon {
         format!("unix://{}", self.sock.display())
     }
 
-    fn spawn(&mut self) {
+    fn spawn_child(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -327,12 +330,20 @@ impl Daemon {
             .stderr(log);
         let child = cmd.spawn().expect("spawn vswitchd");
         self.child = Some(child);
+    }
+
+    fn spawn(&mut self) {
+        self.spawn_child();
         self.wait_ready();
     }
 
     /// Wait (bounded) until the daemon answers `/_ping`.
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+        self.wait_ready_within(DAEMON_START_TIMEOUT);
+    }
+
+    fn wait_ready_within(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(r) = self.try_request("GET", "/_ping", None) {
                 if r.status == 200 {
@@ -346,7 +357,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "vswitchd did not answer within {DAEMON_START_TIMEOUT:?}; log:\n{}",
+                "vswitchd did not answer within {timeout:?}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -381,6 +392,38 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.kill(libc::SIGTERM);
         self.spawn();
+    }
+
+    /// SIGKILL the daemon and start a new one at once, while the old one may still be dying
+    /// (as a supervisor with a short restart delay does); the old one is reaped afterwards,
+    /// then the new one is waited for (bounded).
+    pub fn crash_restart(&mut self) {
+        let old = self.child.take();
+        if let Some(c) = &old {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        }
+        self.spawn_child();
+        if let Some(mut c) = old {
+            let _ = c.wait();
+        }
+        self.wait_ready_within(RESTART_TIMEOUT);
+    }
+
+    /// Like [`Daemon::crash_restart`], but the new daemon is killed too, `after` its start
+    /// (while it waits for the old one or restores), and a third one is started at once.
+    pub fn crash_restart_twice(&mut self, after: Duration) {
+        let old = self.child.take();
+        if let Some(c) = &old {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        }
+        self.spawn_child();
+        if let Some(mut c) = old {
+            let _ = c.wait();
+        }
+        std::thread::sleep(after);
+        self.crash_restart();
     }
 
     /// Start the daemon again after [`Daemon::kill`] (same data root and socket).

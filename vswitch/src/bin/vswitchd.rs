@@ -188,6 +188,9 @@ fn run(args: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // Never two daemons on one data root; held until this process ends.
+    let _lock =
+        vswitch::daemon::lock::DataRootLock::acquire(&args.data_root).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

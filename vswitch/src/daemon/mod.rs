@@ -2,7 +2,9 @@
 //! Every mutating operation changes the model first (persisted), then the datapath; when the
 //! datapath step fails the model change is undone, so nothing is left half-made.
 
+pub mod lock;
 mod overlay;
+mod restore;
 
 pub use overlay::{ClusterSettings, DEFAULT_DATA_PATH_PORT};
 
@@ -130,63 +132,6 @@ impl Daemon {
         self.isolation.set(nets);
     }
 
-    fn restore(&self) {
-        self.refresh_isolation();
-        let (nets, sbs): (Vec<Network>, Vec<Sandbox>) = {
-            let st = self.state();
-            (
-                st.networks().cloned().collect(),
-                st.sandboxes().cloned().collect(),
-            )
-        };
-        for n in &nets {
-            if let Err(e) = self.network_up(n) {
-                tracing::error!("restore: network {}: {e}", n.name);
-            }
-        }
-        for sb in &sbs {
-            let Some(ns) = sb.netns.as_deref().map(PathBuf::from) else {
-                continue;
-            };
-            if !crate::netns::is_namespace(&ns) {
-                tracing::warn!(
-                    "restore: sandbox {}: its namespace {} is gone; not re-attached (remove it with `vswitch rm {}`)",
-                    sb.name,
-                    ns.display(),
-                    sb.name
-                );
-                continue;
-            }
-            let mut ok = true;
-            for ep in &sb.endpoints {
-                if overlay::is_overlay(self, ep) {
-                    if let Err(e) = self.reclaim_addresses(sb, ep) {
-                        tracing::error!("restore: sandbox {}: {}: {e}", sb.name, ep.ifname);
-                    }
-                }
-                if let Err(e) = self.attach(sb, ep, &ns) {
-                    tracing::error!("restore: sandbox {}: {}: {e}", sb.name, ep.ifname);
-                    ok = false;
-                }
-            }
-            if let Err(e) = self.apply_default_route(&sb.id) {
-                tracing::error!("restore: sandbox {}: default route: {e}", sb.name);
-                ok = false;
-            }
-            if let Err(e) = self.sync_dns(&sb.id) {
-                tracing::error!("restore: sandbox {}: dns: {e}", sb.name);
-                ok = false;
-            }
-            if let Err(e) = self.publish(&sb.id, true) {
-                tracing::error!("restore: sandbox {}: published ports: {e}", sb.name);
-                ok = false;
-            }
-            if ok {
-                tracing::info!("restore: sandbox {} re-attached", sb.name);
-            }
-        }
-    }
-
     pub fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -303,6 +248,7 @@ impl Daemon {
                 ep.network_id
             )));
         };
+        self.ensure_network_up(&n)?;
         let mtu = match n.driver {
             Driver::Bridge => n.bridge_options().mtu,
             Driver::Overlay => overlay::overlay_mtu(&n),
@@ -370,9 +316,18 @@ impl Daemon {
                 gw.remove_neighbor(a.addr());
             }
         }
-        if let Some((net, port)) = w {
-            if let Err(e) = lock(&self.dp).remove_port(&net, port) {
-                tracing::warn!("detach {}: {e}", ep.ifname);
+        match w {
+            Some((net, port)) => {
+                if let Err(e) = lock(&self.dp).remove_port(&net, port) {
+                    tracing::warn!("detach {}: {e}", ep.ifname);
+                }
+            }
+            // Not wired (a failed restore): a veth pair left by the previous daemon is ours.
+            None => {
+                let veth = self.state().network(&ep.network_id).map(port_kind);
+                if veth == Some(PortKind::Veth) {
+                    crate::port::veth::delete(&veth_host_name(&ep.id));
+                }
             }
         }
     }
@@ -815,9 +770,10 @@ impl Daemon {
                 return Ok(());
             }
         }
-        let logs = self.config.exec_root.join("logs");
-        std::fs::create_dir_all(&logs).map_err(internal)?;
-        let log = logs.join(format!("{}.log", crate::util::short_id(&sb.id)));
+        let log = log_path(&self.config.exec_root, &sb.id);
+        if let Some(d) = log.parent() {
+            std::fs::create_dir_all(d).map_err(internal)?;
+        }
         let resolv = resolv_conf_path(&self.config.exec_root, &sb.id);
         let pid = sandbox::spawn(&ns, &sb.cmd, &log, Some(&resolv))
             .map_err(|e| Error::InvalidParameter(e.to_string()))?;
@@ -877,6 +833,7 @@ impl Daemon {
         lock(&self.resolvers).remove(&sb.id);
         lock(&self.publications).remove(&sb.id);
         let _ = std::fs::remove_file(resolv_conf_path(&self.config.exec_root, &sb.id));
+        let _ = std::fs::remove_file(log_path(&self.config.exec_root, &sb.id));
         if let Some(ns) = sb.netns.as_deref().map(PathBuf::from) {
             if !sb.adopted {
                 sandbox::stop_processes(&ns);
@@ -967,6 +924,13 @@ pub fn resolv_conf_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
     exec_root
         .join("resolv")
         .join(format!("{}.conf", crate::util::short_id(sandbox_id)))
+}
+
+/// Where the output of a sandbox's command goes (removed with the sandbox).
+fn log_path(exec_root: &Path, sandbox_id: &str) -> PathBuf {
+    exec_root
+        .join("logs")
+        .join(format!("{}.log", crate::util::short_id(sandbox_id)))
 }
 
 /// Pids running in a sandbox's namespace (empty when it has none).
