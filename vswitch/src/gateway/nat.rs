@@ -21,6 +21,8 @@
 //! - **Published ports** enter through [`Nat::tcp_inbound`] / [`Nat::udp_inbound`]: the
 //!   container sees a connection from a gateway address and a port of
 //!   [`crate::switch::RELAY_PORTS`] (the switch steers its answers to the gateway port).
+//!   TCP relays into one container address open a few at a time ([`super::pacing`]), so a
+//!   burst never overruns a server's small listen backlog.
 //!
 //! At most [`NatConfig::max_flows`] flows (all protocols together, default [`MAX_FLOWS`])
 //! exist at once; beyond, new flows are refused and one warning is logged (re-armed once the
@@ -38,6 +40,7 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use super::frame;
+use super::pacing::Pacer;
 use crate::switch::RELAY_PORTS;
 use crate::wire::vnet_hdr::{self, VnetHdrRepr};
 use crate::wire::{tcp as tcpw, IpProtocol, MacAddr};
@@ -200,6 +203,10 @@ struct TcpFlow {
     shutdown_sent: bool,
     aborted: bool,
     closed_polls: u8,
+    /// Inbound: waiting for a pacing slot (its socket is not connected yet).
+    queued: bool,
+    /// Inbound: counted by the pacer until the container answers or the flow ends.
+    paced: bool,
 }
 
 impl TcpFlow {
@@ -218,6 +225,8 @@ impl TcpFlow {
             shutdown_sent: false,
             aborted: false,
             closed_polls: 0,
+            queued: inbound,
+            paced: inbound,
         }
     }
 }
@@ -398,6 +407,10 @@ pub struct Nat {
     stats: NatStats,
     /// Spare [`Action::TcpData`] buffers, given back with [`Nat::recycle_data`].
     data_free: Vec<Vec<u8>>,
+    /// Opening windows of inbound relays.
+    pacer: Pacer,
+    /// Inbound flows to start (reused).
+    starting: Vec<(SocketAddr, FlowId)>,
 }
 
 impl std::fmt::Debug for Nat {
@@ -469,6 +482,8 @@ impl Nat {
             cap_warned: false,
             stats: NatStats::default(),
             data_free: Vec::new(),
+            pacer: Pacer::default(),
+            starting: Vec::new(),
         }
     }
 
@@ -543,6 +558,9 @@ impl Nat {
         }
         if let Some(l) = self.icmp.values().map(|f| f.last).min() {
             earliest(l + ICMP_TIMEOUT);
+        }
+        if let Some(t) = self.pacer.next_deadline() {
+            earliest(t);
         }
         at
     }
@@ -850,20 +868,37 @@ impl Nat {
         if !self.admit() {
             return Err(NatError::Full);
         }
-        let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
-        let mut s = new_socket();
-        if s.connect(self.iface.context(), container, SocketAddr::new(gw, port))
-            .is_err()
-        {
-            self.relay_used.remove(&(gw, port));
+        if container.ip().is_unspecified() || container.ip().is_multicast() {
             return Err(NatError::Connect);
         }
-        let handle = self.sockets.add(s);
+        let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
+        // Connected when the pacer gives it a slot (next poll, for the first ones).
+        let handle = self.sockets.add(new_socket());
         let flow = self.new_flow_id();
         let key = (container, SocketAddr::new(gw, port));
         self.tcp.insert(flow, TcpFlow::new(handle, key, true));
         self.tcp_keys.insert(key, flow);
+        self.pacer.enqueue(container, flow);
         Ok(flow)
+    }
+
+    /// Connects the inbound relays the pacer lets start now.
+    fn start_inbound(&mut self, now: Duration) {
+        let mut starting = std::mem::take(&mut self.starting);
+        self.pacer.start(now, &mut starting);
+        for (_, flow) in starting.drain(..) {
+            let Some(f) = self.tcp.get_mut(&flow) else {
+                continue;
+            };
+            f.queued = false;
+            let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+            if f.aborted || s.connect(self.iface.context(), f.key.0, f.key.1).is_err() {
+                // Gone at the next service (a closed socket with no remote).
+                f.aborted = true;
+                s.abort();
+            }
+        }
+        self.starting = starting;
     }
 
     /// A datagram from the host socket of an outbound UDP flow.
@@ -1012,8 +1047,11 @@ impl Nat {
     /// resulting frames and actions.
     pub fn poll(&mut self, now: Duration) {
         let ts = instant(now);
+        self.start_inbound(now);
         self.iface.poll(ts, &mut self.dev, &mut self.sockets);
         if self.service_tcp() {
+            // Answered or ended relays free pacing slots: start the next ones too.
+            self.start_inbound(now);
             self.iface.poll(ts, &mut self.dev, &mut self.sockets);
             self.service_tcp();
         }
@@ -1027,6 +1065,19 @@ impl Nat {
         let mut gone = Vec::new();
         for (&flow, f) in self.tcp.iter_mut() {
             let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+            if f.queued {
+                if f.aborted {
+                    gone.push((flow, true));
+                }
+                continue;
+            }
+            if f.paced && (s.recv_queue() > 0 || !s.may_recv() && s.state() != tcp::State::SynSent)
+            {
+                // The container's server answered (data, FIN or RST): it has accepted.
+                f.paced = false;
+                self.pacer.release(f.key.0, flow);
+                again = true;
+            }
             if f.aborted {
                 if s.state() == tcp::State::Closed {
                     f.closed_polls = f.closed_polls.saturating_add(1);
@@ -1102,6 +1153,9 @@ impl Nat {
                 self.tcp_keys.remove(&f.key);
                 if f.inbound {
                     self.relay_used.remove(&(f.key.1.ip(), f.key.1.port()));
+                }
+                if f.paced {
+                    self.pacer.release(f.key.0, flow);
                 }
                 self.sockets.remove(f.handle);
                 self.actions.push_back(Action::TcpClose { flow, reset });
