@@ -22,7 +22,15 @@ fn ping_as_nobody(d: &Daemon, groups: &str) -> Option<String> {
     } else {
         c.args(["--groups", groups]);
     }
-    c.args(["curl", "-sf", "--max-time", "5", "--unix-socket", sock, "http://d/_ping"]);
+    c.args([
+        "curl",
+        "-sf",
+        "--max-time",
+        "5",
+        "--unix-socket",
+        sock,
+        "http://d/_ping",
+    ]);
     let o = run(&mut c);
     o.status.success().then(|| stdout(&o))
 }
