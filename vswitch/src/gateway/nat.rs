@@ -203,10 +203,21 @@ struct TcpFlow {
     shutdown_sent: bool,
     aborted: bool,
     closed_polls: u8,
-    /// Inbound: waiting for a pacing slot (its socket is not connected yet).
-    queued: bool,
-    /// Inbound: counted by the pacer until the container answers or the flow ends.
-    paced: bool,
+    /// Inbound: where the flow is in its pacing window.
+    pacing: Pacing,
+}
+
+/// An inbound relay's place in [`Pacer`]'s window for its container address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    /// Not paced (outbound), or no longer (the container answered, or the window moved on).
+    Off,
+    /// Waiting for a slot: its socket is not connected yet.
+    Waiting,
+    /// SYN sent, handshake not complete.
+    Connecting,
+    /// Handshake complete, no answer from the container yet.
+    Silent,
 }
 
 impl TcpFlow {
@@ -225,8 +236,11 @@ impl TcpFlow {
             shutdown_sent: false,
             aborted: false,
             closed_polls: 0,
-            queued: inbound,
-            paced: inbound,
+            pacing: if inbound {
+                Pacing::Waiting
+            } else {
+                Pacing::Off
+            },
         }
     }
 }
@@ -890,7 +904,7 @@ impl Nat {
             let Some(f) = self.tcp.get_mut(&flow) else {
                 continue;
             };
-            f.queued = false;
+            f.pacing = Pacing::Connecting;
             let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
             if f.aborted || s.connect(self.iface.context(), f.key.0, f.key.1).is_err() {
                 // Gone at the next service (a closed socket with no remote).
@@ -1049,34 +1063,42 @@ impl Nat {
         let ts = instant(now);
         self.start_inbound(now);
         self.iface.poll(ts, &mut self.dev, &mut self.sockets);
-        if self.service_tcp() {
+        if self.service_tcp(now) {
             // Answered or ended relays free pacing slots: start the next ones too.
             self.start_inbound(now);
             self.iface.poll(ts, &mut self.dev, &mut self.sockets);
-            self.service_tcp();
+            self.service_tcp(now);
         }
         self.expire(now);
         self.flush_tx();
     }
 
     /// Moves bytes between smoltcp and the host side; true when smoltcp has new work.
-    fn service_tcp(&mut self) -> bool {
+    fn service_tcp(&mut self, now: Duration) -> bool {
         let mut again = false;
         let mut gone = Vec::new();
         for (&flow, f) in self.tcp.iter_mut() {
             let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
-            if f.queued {
-                if f.aborted {
-                    gone.push((flow, true));
+            match f.pacing {
+                Pacing::Off => {}
+                Pacing::Waiting => {
+                    if f.aborted {
+                        gone.push((flow, true));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if f.paced && (s.recv_queue() > 0 || !s.may_recv() && s.state() != tcp::State::SynSent)
-            {
-                // The container's server answered (data, FIN or RST): it has accepted.
-                f.paced = false;
-                self.pacer.release(f.key.0, flow);
-                again = true;
+                Pacing::Connecting | Pacing::Silent => {
+                    let state = s.state();
+                    if s.recv_queue() > 0 || !s.may_recv() && state != tcp::State::SynSent {
+                        // The container's server answered (data, FIN or RST): it has accepted.
+                        f.pacing = Pacing::Off;
+                        self.pacer.release(f.key.0, flow);
+                        again = true;
+                    } else if f.pacing == Pacing::Connecting && state != tcp::State::SynSent {
+                        f.pacing = Pacing::Silent;
+                        self.pacer.established(f.key.0, flow, now);
+                    }
+                }
             }
             if f.aborted {
                 if s.state() == tcp::State::Closed {
@@ -1154,7 +1176,7 @@ impl Nat {
                 if f.inbound {
                     self.relay_used.remove(&(f.key.1.ip(), f.key.1.port()));
                 }
-                if f.paced {
+                if f.pacing != Pacing::Off {
                     self.pacer.release(f.key.0, flow);
                 }
                 self.sockets.remove(f.handle);

@@ -5,10 +5,12 @@
 //! handshake's last ACK, when that accept queue is full, and the relay's side (smoltcp) only
 //! retransmits after 1 s, 3 s, 7 s. So at most [`OPENING_WINDOW`] relay connections per
 //! container address are *opening* at once: from their SYN until the server shows it accepted
-//! (it sent data or a FIN, or the connection ended), or [`OPENING_RELEASE`] passed (a server
-//! that waits for a client that says nothing first). The rest wait here, their client's bytes
-//! held by the engine; accepted connections no longer count, so the server's queue holds at
-//! most the opening ones. Pure bookkeeping: no I/O, no clock of its own.
+//! (it sent data or a FIN, or the connection ended), or [`OPENING_RELEASE`] after the
+//! handshake (a server that waits for a client that says nothing first). An unanswered SYN
+//! never times out here: the server may be dropping SYNs, and more would only be dropped too.
+//! The rest wait here, their client's bytes held by the engine; accepted connections no longer
+//! count, so the server's queue holds at most the opening ones. Pure bookkeeping: no I/O, no
+//! clock of its own.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -20,15 +22,17 @@ use super::nat::FlowId;
 /// fits the smallest common listen backlog (5, an accept queue of 6) with room to spare for
 /// clients that reach the container directly.
 pub const OPENING_WINDOW: usize = 4;
-/// An opening connection with no answer from the server for this long stops counting (the
-/// server accepted it and waits for its client, or is slow): the next waiting one starts.
-/// Bounds the pacing rate at [`OPENING_WINDOW`] per this period.
+/// An opening connection with no answer from the server this long after its handshake stops
+/// counting (the server accepted it and waits for its client, or is slow): the next waiting
+/// one starts. With handshakes done, the pacing rate is at least [`OPENING_WINDOW`] per this
+/// period.
 pub const OPENING_RELEASE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 struct Dest {
-    /// Started flows not yet answered, with their start time (at most [`OPENING_WINDOW`]).
-    opening: Vec<(FlowId, Duration)>,
+    /// Started flows not yet answered, with the time their handshake completed (at most
+    /// [`OPENING_WINDOW`]).
+    opening: Vec<(FlowId, Option<Duration>)>,
     /// Flows waiting for a slot, oldest first.
     waiting: VecDeque<FlowId>,
 }
@@ -51,17 +55,29 @@ impl Pacer {
     pub fn start(&mut self, now: Duration, out: &mut Vec<(SocketAddr, FlowId)>) {
         for (dest, d) in self.dests.iter_mut() {
             d.opening
-                .retain(|(_, t)| now.saturating_sub(*t) < OPENING_RELEASE);
+                .retain(|(_, t)| t.is_none_or(|t| now.saturating_sub(t) < OPENING_RELEASE));
             while d.opening.len() < OPENING_WINDOW {
                 let Some(flow) = d.waiting.pop_front() else {
                     break;
                 };
-                d.opening.push((flow, now));
+                d.opening.push((flow, None));
                 out.push((*dest, flow));
             }
         }
         self.dests
             .retain(|_, d| !d.opening.is_empty() || !d.waiting.is_empty());
+    }
+
+    /// `flow`'s handshake completed at `now`: it stops counting [`OPENING_RELEASE`] later
+    /// unless answered first.
+    pub fn established(&mut self, dest: SocketAddr, flow: FlowId, now: Duration) {
+        if let Some(d) = self.dests.get_mut(&dest) {
+            for (f, t) in d.opening.iter_mut() {
+                if *f == flow && t.is_none() {
+                    *t = Some(now);
+                }
+            }
+        }
     }
 
     /// `flow` was answered, or is gone (also when still waiting): it stops counting. Call
@@ -85,12 +101,16 @@ impl Pacer {
     }
 
     /// When a waiting flow may start because an opening one times out (none: no flow waits,
-    /// or only for an answer).
+    /// or only for answers and handshakes).
     pub fn next_deadline(&self) -> Option<Duration> {
         self.dests
             .values()
             .filter(|d| !d.waiting.is_empty() && d.opening.len() >= OPENING_WINDOW)
-            .flat_map(|d| d.opening.iter().map(|(_, t)| *t + OPENING_RELEASE))
+            .flat_map(|d| {
+                d.opening
+                    .iter()
+                    .filter_map(|(_, t)| t.map(|t| t + OPENING_RELEASE))
+            })
             .min()
     }
 
@@ -126,6 +146,13 @@ mod tests {
         assert_eq!(out, want);
         assert_eq!(p.waiting(), 2);
         assert!(p.is_opening(a, 1) && !p.is_opening(a, 5));
+        // Handshakes pending: no timeout.
+        assert_eq!(p.next_deadline(), None);
+        p.start(ms(5000), &mut out);
+        assert_eq!(out.len(), 5);
+        for f in [1, 3, 4] {
+            p.established(a, f, ms(0));
+        }
         assert_eq!(p.next_deadline(), Some(ms(100)));
         // An answer frees a slot at once.
         p.release(a, 2);
@@ -137,7 +164,8 @@ mod tests {
         assert_eq!(p.waiting(), 0);
         assert_eq!(p.next_deadline(), None);
         p.enqueue(a, 8);
-        // Timeout: the slots of 1, 3, 4 (started at 0) free at 100 ms.
+        p.established(a, 5, ms(50));
+        // Timeout: the slots of 1, 3, 4 (established at 0) free at 100 ms.
         out.clear();
         p.start(ms(99), &mut out);
         assert!(out.is_empty());

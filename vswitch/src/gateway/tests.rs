@@ -577,8 +577,9 @@ fn published_tcp_refused_by_the_container_closes_the_client() {
 }
 
 /// A burst into one container address opens [`pacing::OPENING_WINDOW`] relays at a time: the
-/// next SYN goes out when one is answered, when one has waited [`pacing::OPENING_RELEASE`], or
-/// when one ends; a relay whose client leaves while waiting never reaches the container.
+/// next SYN goes out when one is answered, ends, or has been silent for
+/// [`pacing::OPENING_RELEASE`] after its handshake (an unanswered SYN keeps its slot); a relay
+/// whose client leaves while waiting never reaches the container.
 #[test]
 fn published_tcp_bursts_are_paced_per_container_address() {
     use super::pacing::{OPENING_RELEASE, OPENING_WINDOW};
@@ -627,14 +628,16 @@ fn published_tcp_bursts_are_paced_per_container_address() {
     );
     n.poll(ms(3));
     let (frames, _) = drain(&mut n);
-    let new_syns = |frames: &[Vec<u8>]| {
+    let syns_of = |frames: &[Vec<u8>]| -> Vec<Seg> {
         frames
             .iter()
             .map(|f| seg(f))
             .filter(|s| s.flags & FLAG_SYN != 0)
-            .count()
+            .collect()
     };
-    assert_eq!(new_syns(&frames), 1);
+    let new_syns = |frames: &[Vec<u8>]| syns_of(frames).len();
+    let fifth = syns_of(&frames);
+    assert_eq!(fifth.len(), 1);
     // The last waiting relay's client goes away: it is closed without a SYN.
     let last = *flows.last().expect("flows");
     n.tcp_host_reset(last);
@@ -645,11 +648,24 @@ fn published_tcp_bursts_are_paced_per_container_address() {
         flow: last,
         reset: true
     }));
-    // Unanswered relays stop counting after OPENING_RELEASE: the one still waiting starts.
-    assert!(n
-        .poll_at(ms(4))
-        .is_some_and(|t| t <= ms(1) + OPENING_RELEASE));
-    n.poll(ms(1) + OPENING_RELEASE);
+    // Unanswered SYNs never time out of the window (the server may be dropping them).
+    n.poll(ms(5) + OPENING_RELEASE);
+    let (frames, _) = drain(&mut n);
+    assert_eq!(new_syns(&frames), 0);
+    // Handshakes complete but the server stays silent: after OPENING_RELEASE the relay still
+    // waiting starts.
+    let t = ms(10) + OPENING_RELEASE;
+    for s in syns.iter().filter(|s| s.dst == c).skip(1).chain(&fifth) {
+        n.handle_frame(
+            t,
+            &tcp_frame(c, s.src, 5000, s.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
+        );
+    }
+    n.poll(t);
+    let (frames, _) = drain(&mut n);
+    assert_eq!(new_syns(&frames), 0);
+    assert!(n.poll_at(t).is_some_and(|at| at <= t + OPENING_RELEASE));
+    n.poll(t + OPENING_RELEASE);
     let (frames, _) = drain(&mut n);
     assert_eq!(new_syns(&frames), 1);
 }
