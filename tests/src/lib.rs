@@ -682,6 +682,9 @@ pub struct Etcd {
     pub ip: String,
     pub dir: TempDir,
     child: Option<Child>,
+    /// Member name and `--initial-cluster` (one member `n0` unless made by [`EtcdCluster`]).
+    name: String,
+    initial_cluster: Option<String>,
 }
 
 impl Etcd {
@@ -697,9 +700,15 @@ impl Etcd {
             ip: ip.to_string(),
             dir: TempDir::new("etcd"),
             child: None,
+            name: "n0".into(),
+            initial_cluster: None,
         };
         e.spawn();
         e
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://{}:{ETCD_PEER_PORT}", self.host())
     }
 
     fn host(&self) -> String {
@@ -725,17 +734,27 @@ impl Etcd {
     }
 
     fn spawn(&mut self) {
+        self.spawn_nowait();
+        self.wait_healthy();
+    }
+
+    /// Start the process without waiting (a cluster member is healthy only with a quorum).
+    fn spawn_nowait(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.0.join("etcd.log"))
             .expect("etcd log");
         let client = self.client_url();
-        let peer = format!("http://{}:{ETCD_PEER_PORT}", self.host());
+        let peer = self.peer_url();
+        let initial = self
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={peer}", self.name));
         let mut cmd = Command::new("/usr/bin/etcd");
         in_netns(&mut cmd, &self.ns_name);
         cmd.arg("--name")
-            .arg("n0")
+            .arg(&self.name)
             .arg("--data-dir")
             .arg(self.dir.0.join("data"))
             .arg("--listen-client-urls")
@@ -747,7 +766,7 @@ impl Etcd {
             .arg("--initial-advertise-peer-urls")
             .arg(&peer)
             .arg("--initial-cluster")
-            .arg(format!("n0={peer}"))
+            .arg(initial)
             .arg("--initial-cluster-state")
             .arg("new")
             .arg("--logger")
@@ -758,7 +777,6 @@ impl Etcd {
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);
         self.child = Some(cmd.spawn().expect("spawn etcd"));
-        self.wait_healthy();
     }
 
     /// Whether `GET /health` answers `"health":"true"` (curl run inside the namespace).
@@ -811,6 +829,105 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A static etcd cluster: one member per (namespace, address), each with its own data
+/// directory, bootstrapped with `--initial-cluster`; every member killed and its data
+/// removed on drop.
+pub struct EtcdCluster {
+    pub members: Vec<Etcd>,
+}
+
+impl EtcdCluster {
+    /// Start every member and wait (bounded) until each reports healthy.
+    pub fn start(members: &[(&Netns, &str)]) -> EtcdCluster {
+        require_root();
+        assert!(
+            Path::new("/usr/bin/etcd").exists(),
+            "/usr/bin/etcd missing: install etcd-server (scripts/setup.sh does)"
+        );
+        let mut ms: Vec<Etcd> = members
+            .iter()
+            .enumerate()
+            .map(|(i, (ns, ip))| Etcd {
+                ns_name: ns.name.clone(),
+                ip: ip.to_string(),
+                dir: TempDir::new("etcd"),
+                child: None,
+                name: format!("m{i}"),
+                initial_cluster: None,
+            })
+            .collect();
+        let initial = ms
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut ms {
+            m.initial_cluster = Some(initial.clone());
+            m.spawn_nowait();
+        }
+        for m in &mut ms {
+            m.wait_healthy();
+        }
+        EtcdCluster { members: ms }
+    }
+
+    /// `etcd://IP1:2379,IP2:2379,…`: every member, as `vswitchd --cluster-store` takes it.
+    pub fn store_url(&self) -> String {
+        let hosts: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}:{ETCD_CLIENT_PORT}", m.host()))
+            .collect();
+        format!("etcd://{}", hosts.join(","))
+    }
+
+    /// The member that is the raft leader now (asked through etcd's HTTP gateway), if any
+    /// member answers.
+    pub fn leader(&self) -> Option<usize> {
+        self.members.iter().position(|m| {
+            let mut cmd = Command::new("curl");
+            in_netns(&mut cmd, &m.ns_name);
+            cmd.args([
+                "-s",
+                "-m",
+                "2",
+                "-X",
+                "POST",
+                "-d",
+                "{}",
+                &format!("{}/v3/maintenance/status", m.client_url()),
+            ]);
+            let out = run(&mut cmd);
+            let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            let me = &v["header"]["member_id"];
+            !me.is_null() && *me == v["leader"]
+        })
+    }
+
+    /// [`EtcdCluster::store_url`] with member `first` listed first (the one a vswitchd
+    /// sends its requests to until it fails).
+    pub fn store_url_first(&self, first: usize) -> String {
+        let mut hosts: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}:{ETCD_CLIENT_PORT}", m.host()))
+            .collect();
+        if first < hosts.len() {
+            let h = hosts.remove(first);
+            hosts.insert(0, h);
+        }
+        format!("etcd://{}", hosts.join(","))
+    }
+
+    /// Every member's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("--- {} ---\n{}", m.name, m.log()))
+            .collect()
     }
 }
 

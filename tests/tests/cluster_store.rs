@@ -13,7 +13,7 @@ use tokio::sync::mpsc::Receiver;
 use vswitch::cluster::{
     Cluster, ClusterConfig, ClusterError, ClusterEvent, EndpointRecord, NetworkRecord, VNI_FIRST,
 };
-use vswitch_tests::{in_netns_thread, Etcd, Netns};
+use vswitch_tests::{in_netns_thread, Etcd, EtcdCluster, Netns};
 
 /// Bound on a whole test's async part.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -429,7 +429,7 @@ fn crashed_host_loses_its_records_within_ttl_and_close_is_immediate() {
 }
 
 #[test]
-fn watch_snapshot_live_changes_and_resync_after_etcd_restart() {
+fn watch_snapshot_live_changes_and_resume_after_etcd_restart() {
     let w = world("clw");
     block_in(&w, |url, etcd| async move {
         let a = host(&url, 1, Duration::from_secs(10)).await;
@@ -474,31 +474,39 @@ fn watch_snapshot_live_changes_and_resync_after_etcd_restart() {
             ClusterEvent::NetworkDeleted { id: "n2".into() }
         );
 
-        // etcd restarts: the watcher resyncs with a fresh snapshot.
+        // etcd restarts: the watch is made again from the last revision it delivered, so
+        // a change made before the watcher is back arrives, with no resync in between.
         let t0 = Instant::now();
         tokio::task::spawn_blocking(move || etcd.lock().unwrap().restart())
             .await
             .unwrap();
-        let resync_within = Duration::from_secs(30);
-        wait_for(&mut rx, resync_within, &ClusterEvent::Resync).await;
-        let mut snap = Vec::new();
-        loop {
-            let left = resync_within.saturating_sub(t0.elapsed());
-            match tokio::time::timeout(left, rx.recv()).await {
-                Ok(Some(ClusterEvent::Synced)) => break,
-                Ok(Some(ev)) => snap.push(ev),
-                other => panic!("no Synced after Resync: {other:?} (so far {snap:?})"),
-            }
-        }
-        eprintln!("resynced {:?} after the restart began", t0.elapsed());
-        assert_eq!(
-            snap,
-            vec![ClusterEvent::NetworkPut(n1), ClusterEvent::EndpointPut(e2)]
-        );
-        // And live changes flow again.
         let e3 = ep(&a, "n1", "e3", "web3", 4);
         a.publish_endpoint(&e3).await.unwrap();
-        wait_for(&mut rx, EVENT_TIMEOUT, &ClusterEvent::EndpointPut(e3)).await;
+        a.withdraw_endpoint("n1", "e2").await.unwrap();
+        let back_within = Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let left = back_within.saturating_sub(t0.elapsed());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some(ev)) => seen.push(ev),
+                other => panic!("watch not back after the restart: {other:?} (so far {seen:?})"),
+            }
+        }
+        eprintln!("watch back {:?} after the restart began", t0.elapsed());
+        assert_eq!(
+            seen,
+            vec![
+                ClusterEvent::EndpointPut(e3),
+                ClusterEvent::EndpointDeleted {
+                    network_id: "n1".into(),
+                    endpoint_id: "e2".into()
+                }
+            ]
+        );
+        // And live changes flow again.
+        let e4 = ep(&a, "n1", "e4", "web4", 5);
+        a.publish_endpoint(&e4).await.unwrap();
+        assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e4));
         a.close().await;
         b.close().await;
     });
@@ -594,6 +602,148 @@ fn connect_to_nothing_fails_within_bounds() {
                 ClusterConfig::parse_url("consul://x:1", ip("192.0.2.1")),
                 Err(ClusterError::BadUrl(_))
             ));
+        });
+    });
+}
+
+#[test]
+fn member_loss_is_routed_around_without_losing_requests_events_or_the_lease() {
+    let ns = Netns::new("clm");
+    let ips = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
+    let members: Vec<(&Netns, &str)> = ips.iter().map(|ip| (&ns, *ip)).collect();
+    let cluster = EtcdCluster::start(&members);
+    let mut leader = None;
+    assert!(
+        vswitch_tests::wait_until(Duration::from_secs(10), || {
+            leader = cluster.leader();
+            leader.is_some()
+        }),
+        "no leader"
+    );
+    let leader = leader.unwrap();
+    // The leader first: every request goes to it until it dies.
+    let url = cluster.store_url_first(leader);
+    let cluster = Arc::new(Mutex::new(cluster));
+    in_netns_thread(&ns.name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let ttl = Duration::from_secs(3);
+            let a = host(&url, 1, ttl).await;
+            let b = host(&url, 2, ttl).await;
+            a.create_network(&net("n1", "ov1", 256)).await.unwrap();
+            let mut rx = b.watch();
+            snapshot(&mut rx).await;
+            let e0 = ep(&a, "n1", "e0", "web0", 2);
+            a.publish_endpoint(&e0).await.unwrap();
+            assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e0));
+
+            let c2 = cluster.clone();
+            tokio::task::spawn_blocking(move || c2.lock().unwrap().members[leader].kill())
+                .await
+                .unwrap();
+            let killed = Instant::now();
+            // Requests right after the loss (and through the election) all succeed, and
+            // the watcher sees each one once, in order.
+            let subnet: IpNet = "10.10.0.0/24".parse().unwrap();
+            let mut addrs = BTreeSet::new();
+            let mut n = 0u8;
+            while killed.elapsed() < 2 * ttl + Duration::from_secs(1) {
+                n += 1;
+                let e = ep(&a, "n1", &format!("e{n}"), &format!("web{n}"), n + 2);
+                a.publish_endpoint(&e).await.unwrap_or_else(|err| {
+                    panic!("publish {n} after {:?}: {err}", killed.elapsed())
+                });
+                let addr = b
+                    .allocate_ip("n1", subnet, None, &[], None, &format!("x{n}"))
+                    .await
+                    .unwrap_or_else(|err| {
+                        panic!("allocate {n} after {:?}: {err}", killed.elapsed())
+                    });
+                assert!(addrs.insert(addr), "{addr} handed out twice");
+                assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            eprintln!("{n} publishes and allocations across the member loss");
+            // Nothing else arrived: no deletion (both leases kept alive), no resync.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(500), rx.recv())
+                    .await
+                    .is_err(),
+                "unexpected watch event"
+            );
+            assert!(a.health().available && b.health().available);
+            let dead = format!("http://{}:2379", ips[leader]);
+            assert_ne!(a.health().member, dead);
+            a.close().await;
+            b.close().await;
+        });
+    });
+}
+
+#[test]
+fn watch_resumed_past_a_compaction_falls_back_to_a_fresh_snapshot() {
+    let ns = Netns::new("clk");
+    let ips = ["127.0.0.21", "127.0.0.22", "127.0.0.23"];
+    let members: Vec<(&Netns, &str)> = ips.iter().map(|ip| (&ns, *ip)).collect();
+    let cluster = Arc::new(Mutex::new(EtcdCluster::start(&members)));
+    let all = cluster.lock().unwrap().store_url();
+    in_netns_thread(&ns.name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let a = host(&all, 1, Duration::from_secs(10)).await;
+            // b reaches member 0 only: its watch is down while that member is.
+            let b = host("etcd://127.0.0.21:2379", 2, Duration::from_secs(30)).await;
+            let n1 = net("n1", "ov1", 256);
+            a.create_network(&n1).await.unwrap();
+            let mut rx = b.watch();
+            snapshot(&mut rx).await;
+            let e1 = ep(&a, "n1", "e1", "web1", 2);
+            a.publish_endpoint(&e1).await.unwrap();
+            assert_eq!(next(&mut rx).await, ClusterEvent::EndpointPut(e1));
+
+            let c2 = cluster.clone();
+            tokio::task::spawn_blocking(move || c2.lock().unwrap().members[0].kill())
+                .await
+                .unwrap();
+            // Changes b misses, then compaction past them (through another member).
+            let e2 = ep(&a, "n1", "e2", "web2", 3);
+            a.publish_endpoint(&e2).await.unwrap();
+            a.withdraw_endpoint("n1", "e1").await.unwrap();
+            let mut raw = etcd_client::Client::connect(["http://127.0.0.22:2379"], None)
+                .await
+                .unwrap();
+            let rev = raw
+                .get("/", None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision();
+            raw.compact(
+                rev,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
+            .await
+            .unwrap();
+
+            let c2 = cluster.clone();
+            tokio::task::spawn_blocking(move || c2.lock().unwrap().members[0].restart())
+                .await
+                .unwrap();
+            // The revision b would resume from is gone: Resync, then the store as it is.
+            wait_for(&mut rx, Duration::from_secs(30), &ClusterEvent::Resync).await;
+            assert_eq!(
+                snapshot(&mut rx).await,
+                vec![ClusterEvent::NetworkPut(n1), ClusterEvent::EndpointPut(e2)]
+            );
+            a.close().await;
+            b.close().await;
         });
     });
 }

@@ -30,17 +30,26 @@
 //!   than the TTL), a new lease is granted and the keys this host still holds (kept in
 //!   memory) are put again, unless another host claimed one meanwhile.
 //! - Watchers get a snapshot (networks first, then endpoints), `Synced`, then live changes
-//!   from the snapshot's revision + 1; a broken watch is re-made with backoff and a fresh
-//!   snapshot preceded by `Resync`.
+//!   from the snapshot's revision + 1; a broken watch is re-made with backoff from the
+//!   revision after the last one delivered (no event lost, none twice); only when etcd
+//!   compacted that revision away is a fresh snapshot sent, preceded by `Resync`.
+//! - With several members, requests stick to one and move to the next when it fails;
+//!   reads and requests that never left are sent again, writes that may have been
+//!   applied are not ([`failover`]). The keep-alive, after a failed round, retries from
+//!   100 ms doubling up to TTL/3, so a member's loss is routed around within the TTL.
+//!   Deletes that could not be made while etcd was away are made on a later round.
 //!
 //! The pure parts (key layout, records, event decoding, choice of the lowest free VNI or
 //! address) live in [`keys`], [`records`] and [`alloc`], apart from the etcd I/O here.
 
 pub mod alloc;
+pub mod failover;
 pub mod keys;
+pub mod link;
 pub mod records;
 
 pub use alloc::{check_vni, choose_ip, choose_vni, VNI_FIRST, VNI_MAX};
+pub use failover::{RECONNECT_MAX, RECONNECT_MIN};
 pub use keys::{Key, Keys};
 pub use records::{
     decode_change, snapshot_events, ChangeKind, ClusterEvent, EndpointRecord, IpamRecord,
@@ -54,6 +63,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use failover::{Members, ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_PAUSE};
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream,
@@ -75,10 +86,13 @@ pub const DEFAULT_PORT: u16 = 2379;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on each request to etcd.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on revoking the lease at shutdown (a dead store must not hold the daemon up).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts of an automatic VNI/address choice that keeps losing races.
 const ALLOC_ATTEMPTS: usize = 256;
 /// Events buffered per watcher.
 const WATCH_CHANNEL: usize = 1024;
+/// Pauses between re-made watches and keep-alive streams (doubling).
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// HTTP/2 pings, so that a watch on a dead etcd breaks instead of hanging.
@@ -92,7 +106,7 @@ pub enum ClusterError {
     #[error("cannot connect to the cluster store: {0}")]
     Connect(String),
     /// etcd did not answer (down, unreachable, timed out).
-    #[error("cluster store unavailable: {0}")]
+    #[error("cluster store is not available: {0}")]
     Unavailable(String),
     /// etcd answered with an error.
     #[error("cluster store error: {0}")]
@@ -274,14 +288,44 @@ pub struct Cluster {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("host_id", &self.inner.host_id)
+            .finish_non_exhaustive()
+    }
+}
+
 struct LeaseState {
     id: i64,
     /// A new lease was granted but the held keys are not all put again yet.
     reput_pending: bool,
 }
 
+/// How the store answered lately (`GET /info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The last request got an answer.
+    pub available: bool,
+    /// The member requests go to.
+    pub member: String,
+    /// Why the last failed request failed.
+    pub last_error: Option<String>,
+}
+
+/// Whether a request may be sent again (to another member) after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads, and writes that give the same result when applied twice.
+    Idempotent,
+    /// Only if it certainly did not reach etcd ([`failover::not_sent`]).
+    IfNotSent,
+}
+
 struct Inner {
-    client: Client,
+    /// One client per member (same order as `members`).
+    clients: Vec<Client>,
+    members: Members,
     keys: Keys,
     host_id: String,
     advertise: IpAddr,
@@ -291,6 +335,10 @@ struct Inner {
     lease: RwLock<LeaseState>,
     /// Leased keys this host owns → their values (to put again under a new lease).
     held: Mutex<BTreeMap<String, String>>,
+    /// Keys this host gave up while etcd did not answer → the value they must still hold
+    /// to be deleted (None: any); deleted on a later keep-alive round.
+    stale: Mutex<BTreeMap<String, Option<String>>>,
+    health: Mutex<StoreHealth>,
     closed: AtomicBool,
     /// Tells the keep-alive task to stop (also when dropped).
     stop: watch::Sender<bool>,
@@ -325,29 +373,149 @@ fn map_etcd(ctx: &str, e: etcd_client::Error) -> ClusterError {
         E::GRpcStatus(s) if matches!(i32::from(s.code()), 1 | 4 | 14) => {
             ClusterError::Unavailable(format!("{ctx}: {}", s.message()))
         }
+        // Unknown, with a broken connection under it (a member killed mid-request).
+        E::GRpcStatus(s)
+            if i32::from(s.code()) == 2 && failover::broken_connection(s.message()) =>
+        {
+            ClusterError::Unavailable(format!("{ctx}: {}", s.message()))
+        }
         E::TransportError(_) | E::IoError(_) => ClusterError::Unavailable(format!("{ctx}: {e}")),
         _ => ClusterError::Etcd(format!("{ctx}: {e}")),
     }
 }
 
-/// One request to etcd, bounded by [`OP_TIMEOUT`].
-async fn call<T>(
-    ctx: &str,
-    fut: impl Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, ClusterError> {
-    call_within(ctx, OP_TIMEOUT, fut).await
+/// Whether the request that failed with `e` certainly did not reach etcd.
+fn unsent(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => failover::not_sent(s.code().into(), s.message()),
+        _ => false,
+    }
 }
 
-async fn call_within<T>(
-    ctx: &str,
-    limit: Duration,
-    fut: impl Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, ClusterError> {
-    match tokio::time::timeout(limit, fut).await {
-        Err(_) => Err(ClusterError::Unavailable(format!(
-            "{ctx}: no answer within {limit:?}"
-        ))),
-        Ok(r) => r.map_err(|e| map_etcd(ctx, e)),
+impl Inner {
+    /// The member requests go to, and its client.
+    fn pick(&self) -> (usize, Client) {
+        let i = self.members.current();
+        (i, self.clients[i].clone())
+    }
+
+    /// Member `i` did not answer: move to the next one (logged).
+    fn member_failed(&self, i: usize, e: &ClusterError) {
+        if let Some(next) = self.members.failed(i) {
+            tracing::warn!(
+                "cluster store: member {} failed ({e}); switching to {}",
+                self.members.url(i),
+                self.members.url(next)
+            );
+        }
+    }
+
+    fn set_health(&self, err: Option<&ClusterError>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.available = err.is_none();
+        h.member = self.members.url(self.members.current()).to_string();
+        if let Some(e) = err {
+            h.last_error = Some(e.to_string());
+        }
+    }
+
+    /// One request, bounded by [`OP_TIMEOUT`]: sent to the current member and, when that
+    /// does not answer, again to the next ones as `retry` allows.
+    async fn call<T, F>(
+        &self,
+        ctx: &str,
+        retry: Retry,
+        mut op: impl FnMut(Client) -> F,
+    ) -> Result<T, ClusterError>
+    where
+        F: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + OP_TIMEOUT;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (i, c) = self.pick();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let limit = match retry {
+                Retry::Idempotent => left.min(ATTEMPT_TIMEOUT),
+                Retry::IfNotSent => left,
+            };
+            let (err, resend) = match tokio::time::timeout(limit, op(c)).await {
+                Ok(Ok(v)) => {
+                    self.set_health(None);
+                    return Ok(v);
+                }
+                Ok(Err(e)) => {
+                    let resend = retry == Retry::Idempotent || unsent(&e);
+                    match map_etcd(ctx, e) {
+                        err @ ClusterError::Unavailable(_) => (err, resend),
+                        // etcd answered.
+                        err => {
+                            self.set_health(None);
+                            return Err(err);
+                        }
+                    }
+                }
+                Err(_) => (
+                    ClusterError::Unavailable(format!("{ctx}: no answer within {limit:?}")),
+                    retry == Retry::Idempotent,
+                ),
+            };
+            self.member_failed(i, &err);
+            let pause = RETRY_PAUSE * attempt;
+            if !resend
+                || attempt >= RETRY_ATTEMPTS
+                || tokio::time::Instant::now() + pause >= deadline
+            {
+                self.set_health(Some(&err));
+                return Err(err);
+            }
+            tracing::debug!("cluster store: {err}; retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn txn(&self, ctx: &str, retry: Retry, txn: Txn) -> Result<TxnResponse, ClusterError> {
+        self.call(ctx, retry, |mut c| {
+            let t = txn.clone();
+            async move { c.txn(t).await }
+        })
+        .await
+    }
+
+    /// Queue keys for deletion on a later round (etcd did not answer now).
+    fn defer_delete(&self, keys: impl IntoIterator<Item = (String, Option<String>)>) {
+        self.stale
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(keys);
+    }
+
+    /// Delete the queued keys that are not held again meanwhile.
+    async fn flush_stale(&self) -> Result<(), ClusterError> {
+        let todo: Vec<(String, Option<String>)> = {
+            let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+            stale.retain(|k, _| !held.contains_key(k));
+            stale.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (key, value) in todo {
+            let del = [TxnOp::delete(key.as_str(), None)];
+            let txn = match &value {
+                Some(v) => Txn::new()
+                    .when([Compare::value(key.as_str(), CompareOp::Equal, v.as_str())])
+                    .and_then(del),
+                None => Txn::new().and_then(del),
+            };
+            self.txn("delete given-up key", Retry::Idempotent, txn)
+                .await?;
+            let mut stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+            if stale.get(&key) == Some(&value) {
+                stale.remove(&key);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -386,62 +554,70 @@ impl Cluster {
     /// spawns a tokio task that keeps it alive every ttl/3; if the lease is lost (expired),
     /// it grants a new one and puts again this host's leased keys it still holds. Must be
     /// called inside a tokio runtime. Dropping every clone without [`Cluster::close`] stops
-    /// the keep-alive, so the lease expires (the crash case).
+    /// the keep-alive, so the lease expires (the crash case). With several member URLs,
+    /// requests go to one member and move to the next when it fails ([`failover`]).
     pub async fn connect(cfg: ClusterConfig, host_id: String) -> Result<Cluster, ClusterError> {
         if cfg.endpoints.is_empty() {
             return Err(ClusterError::BadUrl(String::new()));
         }
         let eps = cfg.endpoints.join(",");
+        // A member without a leader refuses requests and ends watches instead of stalling.
         let opts = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_keep_alive(H2_KEEPALIVE, H2_KEEPALIVE)
-            .with_keep_alive_while_idle(true);
-        let client = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Client::connect(&cfg.endpoints, Some(opts)),
-        )
-        .await
-        {
-            Err(_) => return Err(ClusterError::Connect(format!("{eps}: timed out"))),
-            Ok(Err(e)) => return Err(ClusterError::Connect(format!("{eps}: {e}"))),
-            Ok(Ok(c)) => c,
-        };
-        let mut c = client.clone();
-        let grant =
-            match tokio::time::timeout(CONNECT_TIMEOUT, c.lease_grant(ttl_secs(cfg.ttl), None))
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        let mut clients = Vec::with_capacity(cfg.endpoints.len());
+        for ep in &cfg.endpoints {
+            // Lazy: no I/O until the first request.
+            let c = Client::connect([ep.as_str()], Some(opts.clone()))
                 .await
-            {
-                Err(_) => {
-                    return Err(ClusterError::Connect(format!(
-                        "{eps}: no answer within {}s",
-                        CONNECT_TIMEOUT.as_secs()
-                    )))
-                }
-                Ok(Err(e)) => return Err(ClusterError::Connect(format!("{eps}: {e}"))),
-                Ok(Ok(g)) => g,
-            };
+                .map_err(|e| ClusterError::Connect(format!("{ep}: {e}")))?;
+            clients.push(c);
+        }
         let (stop, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
-            client: client.clone(),
+            clients,
+            members: Members::new(cfg.endpoints.clone()),
             keys: Keys::new(&cfg.prefix),
             host_id,
             advertise: cfg.advertise,
             ttl: cfg.ttl,
             lease: RwLock::new(LeaseState {
-                id: grant.id(),
+                id: 0,
                 reput_pending: false,
             }),
             held: Mutex::new(BTreeMap::new()),
+            stale: Mutex::new(BTreeMap::new()),
+            health: Mutex::new(StoreHealth {
+                available: false,
+                member: cfg.endpoints[0].clone(),
+                last_error: None,
+            }),
             closed: AtomicBool::new(false),
             stop,
         });
+        let ttl = ttl_secs(cfg.ttl);
+        let grant = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            inner.call("grant lease", Retry::Idempotent, move |mut c| async move {
+                c.lease_grant(ttl, None).await
+            }),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ClusterError::Connect(format!(
+                    "{eps}: no answer within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+            Ok(Err(e)) => return Err(ClusterError::Connect(format!("{eps}: {e}"))),
+            Ok(Ok(g)) => g,
+        };
+        inner.lease.write().await.id = grant.id();
         let every = (cfg.ttl / 3).max(Duration::from_millis(100));
-        tokio::spawn(keepalive_loop(
-            Arc::downgrade(&inner),
-            client,
-            stop_rx,
-            every,
-        ));
+        tokio::spawn(keepalive_loop(Arc::downgrade(&inner), stop_rx, every));
         tracing::info!(
             "cluster store {eps}: connected as host {} (lease {:x}, ttl {:?})",
             inner.host_id,
@@ -449,6 +625,37 @@ impl Cluster {
             cfg.ttl
         );
         Ok(Cluster { inner })
+    }
+
+    /// [`Cluster::connect`] until it succeeds: pauses from [`RECONNECT_MIN`] doubling up to
+    /// [`RECONNECT_MAX`]; `failed(attempt, error, next pause)` is told of each failure.
+    pub async fn connect_retrying(
+        cfg: ClusterConfig,
+        host_id: String,
+        mut failed: impl FnMut(u32, &ClusterError, Duration),
+    ) -> Cluster {
+        let mut pause = RECONNECT_MIN;
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            match Cluster::connect(cfg.clone(), host_id.clone()).await {
+                Ok(c) => return c,
+                Err(e) => {
+                    failed(attempt, &e, pause);
+                    tokio::time::sleep(pause).await;
+                    pause = failover::next_backoff(pause, RECONNECT_MAX);
+                }
+            }
+        }
+    }
+
+    /// How the store answered lately.
+    pub fn health(&self) -> StoreHealth {
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn advertise(&self) -> IpAddr {
@@ -476,22 +683,30 @@ impl Cluster {
         Ok(())
     }
 
-    fn client(&self) -> Client {
-        self.inner.client.clone()
-    }
-
     async fn get_prefix(
         &self,
         ctx: &str,
         prefix: String,
     ) -> Result<etcd_client::GetResponse, ClusterError> {
-        let mut c = self.client();
-        call(ctx, c.get(prefix, Some(GetOptions::new().with_prefix()))).await
+        self.inner
+            .call(ctx, Retry::Idempotent, |mut c| {
+                let p = prefix.clone();
+                async move { c.get(p, Some(GetOptions::new().with_prefix())).await }
+            })
+            .await
     }
 
+    async fn get(&self, ctx: &str, key: &str) -> Result<etcd_client::GetResponse, ClusterError> {
+        self.inner
+            .call(ctx, Retry::Idempotent, |mut c| async move {
+                c.get(key, None).await
+            })
+            .await
+    }
+
+    /// A transaction that is sent again to another member only if it was not sent.
     async fn txn(&self, ctx: &str, txn: Txn) -> Result<TxnResponse, ClusterError> {
-        let mut c = self.client();
-        call(ctx, c.txn(txn)).await
+        self.inner.txn(ctx, Retry::IfNotSent, txn).await
     }
 
     /// A transaction that attaches this host's lease (`build(lease)`); `apply` updates the
@@ -500,6 +715,7 @@ impl Cluster {
     async fn leased_txn(
         &self,
         ctx: &str,
+        retry: Retry,
         build: impl Fn(i64) -> Txn,
         apply: impl Fn(&TxnResponse, &mut BTreeMap<String, String>),
     ) -> Result<TxnResponse, ClusterError> {
@@ -508,7 +724,7 @@ impl Cluster {
             self.check_open()?;
             let lease = self.inner.lease.read().await;
             let id = lease.id;
-            match self.txn(ctx, build(id)).await {
+            match self.inner.txn(ctx, retry, build(id)).await {
                 Ok(resp) => {
                     apply(
                         &resp,
@@ -568,9 +784,8 @@ impl Cluster {
         let txn = Txn::new().when(when).and_then(ops);
         if !self.txn("create network", txn).await?.succeeded() {
             // Say which condition failed: a subnet held by another network, else the name.
-            let mut c = self.client();
             for (sk, subnet) in subnet_keys.iter().zip(subnets) {
-                let got = call("create network", c.get(sk.as_str(), None)).await?;
+                let got = self.get("create network", sk).await?;
                 if got
                     .kvs()
                     .first()
@@ -593,8 +808,7 @@ impl Cluster {
         let k = &self.inner.keys;
         let net_key = k.network(id);
         for _ in 0..ALLOC_ATTEMPTS {
-            let mut c = self.client();
-            let got = call("remove network", c.get(net_key.clone(), None)).await?;
+            let got = self.get("remove network", &net_key).await?;
             let (rec, net_unchanged) = match got.kvs().first() {
                 Some(kv) => (
                     Some(records::decode_network(&net_key, id, kv.value())?),
@@ -779,6 +993,7 @@ impl Cluster {
                 let resp = self
                     .leased_txn(
                         "allocate address",
+                        Retry::IfNotSent,
                         |lease| {
                             Txn::new()
                                 .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
@@ -808,6 +1023,7 @@ impl Cluster {
             let resp = self
                 .leased_txn(
                     "allocate address",
+                    Retry::IfNotSent,
                     |lease| {
                         Txn::new().when([absent(&key)]).and_then([TxnOp::put(
                             key.as_str(),
@@ -833,10 +1049,19 @@ impl Cluster {
     pub async fn release_ip(&self, network_id: &str, ip: IpAddr) -> Result<(), ClusterError> {
         self.check_open()?;
         let key = self.inner.keys.ipam(network_id, ip);
-        let mut c = self.client();
-        call("release address", c.delete(key.as_str(), None)).await?;
         self.held_remove(&[&key]);
-        Ok(())
+        let r = self
+            .inner
+            .call("release address", Retry::Idempotent, |mut c| {
+                let k = key.clone();
+                async move { c.delete(k, None).await }
+            })
+            .await;
+        if let Err(ClusterError::Unavailable(_)) = &r {
+            // Not put again under a new lease; deleted when etcd answers.
+            self.inner.defer_delete([(key.clone(), None)]);
+        }
+        r.map(|_| ())
     }
 
     // ---- endpoints ----
@@ -862,6 +1087,8 @@ impl Cluster {
         let resp = self
             .leased_txn(
                 "publish endpoint",
+                // Put if absent or already this endpoint's: the same when applied twice.
+                Retry::Idempotent,
                 |lease| {
                     let mut ops = vec![TxnOp::put(rec_key.as_str(), value.as_str(), leased(lease))];
                     match &name_key {
@@ -915,8 +1142,33 @@ impl Cluster {
         self.check_open()?;
         let k = &self.inner.keys;
         let rec_key = k.endpoint(network_id, endpoint_id);
-        let mut c = self.client();
-        let got = call("withdraw endpoint", c.get(rec_key.as_str(), None)).await?;
+        // Given up at once: never put again under a new lease, whatever etcd answers now.
+        let held_name = {
+            let mut held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+            let name = held
+                .remove(&rec_key)
+                .and_then(|v| serde_json::from_str::<EndpointRecord>(&v).ok())
+                .map(|r| r.name)
+                .filter(|n| !n.is_empty());
+            if let Some(n) = &name {
+                held.remove(&k.epname(network_id, n));
+            }
+            name
+        };
+        let defer = |e: ClusterError| {
+            if let ClusterError::Unavailable(_) = e {
+                let mut keys = vec![(rec_key.clone(), None)];
+                if let Some(n) = &held_name {
+                    keys.push((k.epname(network_id, n), Some(endpoint_id.to_string())));
+                }
+                self.inner.defer_delete(keys);
+            }
+            e
+        };
+        let got = self
+            .get("withdraw endpoint", &rec_key)
+            .await
+            .map_err(&defer)?;
         let name = got.kvs().first().and_then(|kv| {
             records::decode_endpoint(&rec_key, network_id, endpoint_id, kv.value())
                 .ok()
@@ -937,7 +1189,10 @@ impl Cluster {
         } else {
             txn = txn.and_then([TxnOp::delete(rec_key.as_str(), None)]);
         }
-        self.txn("withdraw endpoint", txn).await?;
+        self.inner
+            .txn("withdraw endpoint", Retry::Idempotent, txn)
+            .await
+            .map_err(&defer)?;
         match &name_key {
             Some(nk) => self.held_remove(&[&rec_key, nk]),
             None => self.held_remove(&[&rec_key]),
@@ -985,7 +1240,7 @@ impl Cluster {
     /// tokio runtime.
     pub fn watch(&self) -> mpsc::Receiver<ClusterEvent> {
         let (tx, rx) = mpsc::channel(WATCH_CHANNEL);
-        tokio::spawn(watch_loop(self.client(), self.inner.keys.clone(), tx));
+        tokio::spawn(watch_loop(Arc::downgrade(&self.inner), tx));
         rx
     }
 
@@ -999,8 +1254,20 @@ impl Cluster {
         let _ = self.inner.stop.send(true);
         // Wait for requests holding the lease to finish.
         let lease = self.inner.lease.write().await;
-        let mut c = self.client();
-        if let Err(e) = call("revoke lease", c.lease_revoke(lease.id)).await {
+        let id = lease.id;
+        let revoke = self
+            .inner
+            .call("revoke lease", Retry::Idempotent, move |mut c| async move {
+                c.lease_revoke(id).await
+            });
+        let r = tokio::time::timeout(CLOSE_TIMEOUT, revoke)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClusterError::Unavailable(format!(
+                    "revoke lease: no answer within {CLOSE_TIMEOUT:?}"
+                )))
+            });
+        if let Err(e) = r {
             tracing::warn!("cluster store: {e} (the lease will expire by itself)");
         }
         self.inner
@@ -1018,8 +1285,12 @@ impl Inner {
         if lease.id != lost || self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let mut c = self.client.clone();
-        let grant = call("grant lease", c.lease_grant(ttl_secs(self.ttl), None)).await?;
+        let ttl = ttl_secs(self.ttl);
+        let grant = self
+            .call("grant lease", Retry::Idempotent, move |mut c| async move {
+                c.lease_grant(ttl, None).await
+            })
+            .await?;
         tracing::warn!(
             "cluster store: lease {lost:x} lost; continuing with lease {:x}",
             grant.id()
@@ -1038,10 +1309,16 @@ impl Inner {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut c = self.client.clone();
         for (key, value) in held {
             let ops = vec![TxnOp::put(key.as_str(), value.as_str(), leased(lease.id))];
-            let resp = call("put held key again", c.txn(claim_txn(&key, &value, ops))).await?;
+            // Put if absent or already ours: the same when applied twice.
+            let resp = self
+                .txn(
+                    "put held key again",
+                    Retry::Idempotent,
+                    claim_txn(&key, &value, ops),
+                )
+                .await?;
             if !txn_ok(&resp) {
                 tracing::warn!(
                     "cluster store: {key} was claimed elsewhere while this host's lease was lost; dropping it"
@@ -1059,7 +1336,7 @@ impl Inner {
     /// One keep-alive round.
     async fn keepalive_tick(
         &self,
-        keeper: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+        keeper: &mut Option<Keeper>,
         limit: Duration,
     ) -> Result<(), ClusterError> {
         let (id, pending) = {
@@ -1073,54 +1350,68 @@ impl Inner {
             }
         }
         // Bounded by the round, so a stuck stream is re-made before the TTL runs out.
-        let alive = match keeper {
-            Some((k, s)) if k.id() == id => call_within("lease keep-alive", limit, async {
-                k.keep_alive().await?;
-                s.message().await
-            })
-            .await
-            .map(|m| m.map(|r| r.ttl() > 0)),
+        let (member, alive) = match keeper {
+            Some((i, k, s)) if k.id() == id => {
+                let r = tokio::time::timeout(limit, async {
+                    k.keep_alive().await?;
+                    Ok(s.message().await?.map(|m| m.ttl()))
+                })
+                .await;
+                (*i, r)
+            }
             _ => {
-                let mut c = self.client.clone();
-                call_within("lease keep-alive", limit, c.lease_keep_alive(id))
-                    .await
-                    .map(|pair| {
-                        *keeper = Some(pair);
-                        Some(true)
-                    })
+                let (i, mut c) = self.pick();
+                // It reads the first answer itself (a lost lease fails here).
+                let r = tokio::time::timeout(limit, async {
+                    let (k, s) = c.lease_keep_alive(id).await?;
+                    *keeper = Some((i, k, s));
+                    Ok(Some(1))
+                })
+                .await;
+                (i, r)
             }
         };
-        match alive {
-            Ok(Some(true)) => Ok(()),
+        let alive = match alive {
+            Err(_) => Err(ClusterError::Unavailable(format!(
+                "lease keep-alive: no answer within {limit:?}"
+            ))),
+            Ok(r) => r
+                .map(|ttl: Option<i64>| ttl.map(|t| t > 0))
+                .map_err(|e: etcd_client::Error| map_etcd("lease keep-alive", e)),
+        };
+        let res = match alive {
+            Ok(Some(true)) => {
+                self.set_health(None);
+                return self.flush_stale().await;
+            }
             Ok(Some(false)) | Err(ClusterError::LeaseLost(_)) => {
                 *keeper = None;
-                self.renew(id).await
+                return self.renew(id).await;
             }
-            Ok(None) => {
-                *keeper = None;
-                Err(ClusterError::Unavailable(
-                    "lease keep-alive stream ended".into(),
-                ))
-            }
-            Err(e) => {
-                *keeper = None;
-                Err(e)
-            }
-        }
+            Ok(None) => ClusterError::Unavailable("lease keep-alive stream ended".into()),
+            Err(e) => e,
+        };
+        *keeper = None;
+        // Whatever broke the stream, try the next member.
+        self.member_failed(member, &res);
+        self.set_health(Some(&res));
+        Err(res)
     }
 }
 
-/// Keeps the lease alive until told to stop or until every [`Cluster`] clone is gone.
-async fn keepalive_loop(
-    inner: Weak<Inner>,
-    _client: Client,
-    mut stop: watch::Receiver<bool>,
-    every: Duration,
-) {
+/// A lease keep-alive stream and the member it goes to.
+type Keeper = (usize, LeaseKeeper, LeaseKeepAliveStream);
+
+/// Keeps the lease alive until told to stop or until every [`Cluster`] clone is gone: a
+/// round every `every`, and after a failed round, rounds again from [`BACKOFF_MIN`]
+/// doubling up to `every` (so a member's loss is routed around well within the TTL).
+async fn keepalive_loop(inner: Weak<Inner>, mut stop: watch::Receiver<bool>, every: Duration) {
     let mut keeper = None;
+    let mut pause = every;
+    let mut failing = false;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(pause) => {}
             // Stop requested, or the sender (inside Inner) dropped.
             _ = stop.changed() => return,
         }
@@ -1130,8 +1421,23 @@ async fn keepalive_loop(
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = inner.keepalive_tick(&mut keeper, every).await {
-            tracing::warn!("cluster store: keep-alive: {e}");
+        match inner.keepalive_tick(&mut keeper, every).await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("cluster store: keep-alive: the store answers again");
+                }
+                failing = false;
+                pause = every;
+            }
+            Err(e) => {
+                pause = if failing {
+                    failover::next_backoff(pause, every)
+                } else {
+                    BACKOFF_MIN
+                };
+                failing = true;
+                tracing::warn!("cluster store: keep-alive: {e}; next attempt in {pause:?}");
+            }
         }
     }
 }
@@ -1141,32 +1447,52 @@ enum WatchEnd {
     Broken(ClusterError),
 }
 
-async fn watch_loop(client: Client, keys: Keys, tx: mpsc::Sender<ClusterEvent>) {
-    let mut sent_snapshot = false;
+/// Where the watch stands between (re-)made watches.
+#[derive(Default)]
+struct WatchPos {
+    /// A snapshot was sent (a later one is preceded by `Resync`).
+    sent_snapshot: bool,
+    /// The next revision to watch from; None: take a snapshot first.
+    resume: Option<i64>,
+}
+
+async fn watch_loop(inner: Weak<Inner>, tx: mpsc::Sender<ClusterEvent>) {
+    let mut pos = WatchPos::default();
     let mut backoff = BACKOFF_MIN;
     loop {
         let mut streaming = false;
-        match watch_once(&client, &keys, &tx, &mut sent_snapshot, &mut streaming).await {
+        match watch_once(&inner, &tx, &mut pos, &mut streaming).await {
             WatchEnd::ReceiverGone => return,
-            WatchEnd::Broken(e) => tracing::warn!("cluster store: watch: {e}; re-watching"),
-        }
-        if streaming {
-            backoff = BACKOFF_MIN;
+            WatchEnd::Broken(e) => {
+                if streaming {
+                    backoff = BACKOFF_MIN;
+                }
+                match pos.resume {
+                    Some(r) => tracing::warn!(
+                        "cluster store: watch: {e}; watching again from revision {r} in {backoff:?}"
+                    ),
+                    None => tracing::warn!(
+                        "cluster store: watch: {e}; taking a new snapshot in {backoff:?}"
+                    ),
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = tx.closed() => return,
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff = failover::next_backoff(backoff, BACKOFF_MAX);
     }
 }
 
-/// One snapshot + watch, until the watch breaks or the receiver goes.
+/// A snapshot (when there is no revision to resume from) and one watch, until the watch
+/// breaks or the receiver goes. Events are never lost across re-made watches: the next
+/// one starts after the last revision delivered; only when etcd compacted that revision
+/// away does a fresh snapshot (after `Resync`) replace the view.
 async fn watch_once(
-    client: &Client,
-    keys: &Keys,
+    inner: &Weak<Inner>,
     tx: &mpsc::Sender<ClusterEvent>,
-    sent_snapshot: &mut bool,
+    pos: &mut WatchPos,
     streaming: &mut bool,
 ) -> WatchEnd {
     macro_rules! send {
@@ -1176,30 +1502,113 @@ async fn watch_once(
             }
         };
     }
-    let mut c = client.clone();
-    // Networks, then endpoints at the same revision.
-    let nets = match call(
-        "watch snapshot",
-        c.get(keys.networks(), Some(GetOptions::new().with_prefix())),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return WatchEnd::Broken(e),
+    let Some(strong) = inner.upgrade() else {
+        return WatchEnd::ReceiverGone;
     };
+    let keys = strong.keys.clone();
+    let start = match pos.resume {
+        Some(r) => r,
+        None => match snapshot(&strong, &keys).await {
+            Ok((rev, events)) => {
+                if pos.sent_snapshot {
+                    send!(ClusterEvent::Resync);
+                }
+                for ev in events {
+                    send!(ev);
+                }
+                send!(ClusterEvent::Synced);
+                pos.sent_snapshot = true;
+                pos.resume = Some(rev + 1);
+                rev + 1
+            }
+            Err(e) => return WatchEnd::Broken(e),
+        },
+    };
+    let (member, mut c) = strong.pick();
+    // Only the client is held while streaming, so dropping every Cluster still ends it.
+    let fail = |e: ClusterError| {
+        if let Some(i) = inner.upgrade() {
+            if let ClusterError::Unavailable(_) = e {
+                i.member_failed(member, &e);
+            }
+        }
+        WatchEnd::Broken(e)
+    };
+    drop(strong);
+    let opts = WatchOptions::new().with_prefix().with_start_revision(start);
+    let stream = tokio::time::timeout(OP_TIMEOUT, c.watch(keys.root(), Some(opts))).await;
+    let mut stream = match stream {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(map_etcd("watch", e)),
+        Err(_) => {
+            return fail(ClusterError::Unavailable(format!(
+                "watch: no answer within {OP_TIMEOUT:?}"
+            )))
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            m = stream.message() => m,
+            _ = tx.closed() => return WatchEnd::ReceiverGone,
+        };
+        let resp = match msg {
+            Ok(Some(r)) => r,
+            Ok(None) => return fail(ClusterError::Unavailable("watch stream ended".into())),
+            Err(e) => return fail(map_etcd("watch", e)),
+        };
+        if resp.canceled() {
+            if resp.compact_revision() > 0 {
+                // The revision to resume from is gone: start over from a snapshot.
+                pos.resume = None;
+            }
+            return fail(ClusterError::Etcd(format!(
+                "watch canceled (compact revision {}): {}",
+                resp.compact_revision(),
+                resp.cancel_reason()
+            )));
+        }
+        *streaming = true;
+        let mut last = None;
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            last = last.max(Some(kv.mod_revision()));
+            let kind = match ev.event_type() {
+                EventType::Put => ChangeKind::Put,
+                EventType::Delete => ChangeKind::Delete,
+            };
+            match decode_change(&keys, kind, kv.key(), kv.value()) {
+                Ok(Some(e)) => send!(e),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cluster store: {e}"),
+            }
+        }
+        // A whole response is delivered before the next is read: resume after it.
+        if let Some(r) = last {
+            pos.resume = Some(r + 1);
+        }
+    }
+}
+
+/// Networks, then endpoints at the same revision, as events; and that revision.
+async fn snapshot(inner: &Inner, keys: &Keys) -> Result<(i64, Vec<ClusterEvent>), ClusterError> {
+    let prefix = keys.networks();
+    let nets = inner
+        .call("watch snapshot", Retry::Idempotent, |mut c| {
+            let p = prefix.clone();
+            async move { c.get(p, Some(GetOptions::new().with_prefix())).await }
+        })
+        .await?;
     let rev = nets.header().map(|h| h.revision()).unwrap_or(0);
-    let eps = match call(
-        "watch snapshot",
-        c.get(
-            keys.endpoints(),
-            Some(GetOptions::new().with_prefix().with_revision(rev)),
-        ),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return WatchEnd::Broken(e),
-    };
+    let prefix = keys.endpoints();
+    let eps = inner
+        .call("watch snapshot", Retry::Idempotent, |mut c| {
+            let p = prefix.clone();
+            async move {
+                c.get(p, Some(GetOptions::new().with_prefix().with_revision(rev)))
+                    .await
+            }
+        })
+        .await?;
     let (events, errors) = snapshot_events(
         keys,
         nets.kvs()
@@ -1210,55 +1619,7 @@ async fn watch_once(
     for e in errors {
         tracing::warn!("cluster store: {e}");
     }
-    if *sent_snapshot {
-        send!(ClusterEvent::Resync);
-    }
-    for ev in events {
-        send!(ev);
-    }
-    send!(ClusterEvent::Synced);
-    *sent_snapshot = true;
-
-    let opts = WatchOptions::new()
-        .with_prefix()
-        .with_start_revision(rev + 1);
-    let mut stream = match call("watch", c.watch(keys.root(), Some(opts))).await {
-        Ok(s) => s,
-        Err(e) => return WatchEnd::Broken(e),
-    };
-    loop {
-        let msg = tokio::select! {
-            m = stream.message() => m,
-            _ = tx.closed() => return WatchEnd::ReceiverGone,
-        };
-        let resp = match msg {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return WatchEnd::Broken(ClusterError::Unavailable("watch stream ended".into()))
-            }
-            Err(e) => return WatchEnd::Broken(map_etcd("watch", e)),
-        };
-        if resp.canceled() {
-            return WatchEnd::Broken(ClusterError::Etcd(format!(
-                "watch canceled (compact revision {}): {}",
-                resp.compact_revision(),
-                resp.cancel_reason()
-            )));
-        }
-        *streaming = true;
-        for ev in resp.events() {
-            let Some(kv) = ev.kv() else { continue };
-            let kind = match ev.event_type() {
-                EventType::Put => ChangeKind::Put,
-                EventType::Delete => ChangeKind::Delete,
-            };
-            match decode_change(keys, kind, kv.key(), kv.value()) {
-                Ok(Some(e)) => send!(e),
-                Ok(None) => {}
-                Err(e) => tracing::warn!("cluster store: {e}"),
-            }
-        }
-    }
+    Ok((rev, events))
 }
 
 #[cfg(test)]

@@ -572,6 +572,7 @@ impl Daemon {
             "Plugins": { "Network": ["bridge", "host", "null", "overlay"] },
             "ClusterStore": store,
             "ClusterAdvertise": advertise,
+            "ClusterStoreStatus": self.cluster_status(),
         })
     }
 

@@ -11,8 +11,14 @@
 //! - Remote endpoints seen in the watch are programmed into the tunnel (MAC → VTEP) and the
 //!   switch (static FDB entry, ARP answered locally), so nothing is flooded on the underlay.
 //! - docker_gwbridge: see [`Daemon::sync_gwbridge`].
+//! - The store may be down: the daemon starts anyway and connects in the background
+//!   ([`Daemon::start_cluster_watch`]), retrying with backoff. Overlays known locally come
+//!   up at once; their restored endpoints are claimed and published when the store first
+//!   answers (after the watch's first snapshot, so overlays removed meanwhile are gone).
+//!   Meanwhile overlay operations fail with 503 "cluster store is not available: …".
 
 use super::{internal, lock, Daemon, Error};
+use crate::cluster::link::StoreLink;
 use crate::cluster::NetworkRecord;
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, ClusterEvent, EndpointRecord};
 use crate::model::{
@@ -51,16 +57,33 @@ pub struct ClusterSettings {
 
 /// The daemon's cluster side.
 pub(super) struct ClusterCtx {
-    pub client: Cluster,
+    /// The store client, once it first answered.
+    link: Arc<StoreLink>,
+    cfg: ClusterConfig,
+    host_id: String,
+    /// Local overlay endpoints re-attached at restore before the store answered, to claim
+    /// and publish when it does: endpoint id → sandbox id.
+    unpublished: Mutex<BTreeMap<String, String>>,
     tunnels: Mutex<TunnelHost>,
     /// Overlay networks up on this host: network id → (VNI, tunnel port).
     overlays: Mutex<HashMap<String, (u32, PortId)>>,
     pub settings: ClusterSettings,
 }
 
+impl ClusterCtx {
+    /// The store client, or 503 while the store has never answered.
+    fn client(&self) -> Result<Cluster, Error> {
+        self.link.wait().map_err(not_available)
+    }
+}
+
+fn not_available(why: String) -> Error {
+    Error::Unavailable(format!("cluster store is not available: {why}"))
+}
+
 /// Cluster-wide IPAM for the model: one store key per address.
 struct EtcdIpam {
-    client: Cluster,
+    link: Arc<StoreLink>,
     rt: tokio::runtime::Handle,
 }
 
@@ -74,8 +97,9 @@ impl ClusterIpam for EtcdIpam {
     ) -> model::Result<IpAddr> {
         let reserved = reserved_in(cfg);
         let v6 = cfg.subnet.addr().is_ipv6();
+        let client = self.link.wait().map_err(not_available)?;
         self.rt
-            .block_on(self.client.allocate_ip(
+            .block_on(client.allocate_ip(
                 &net.id,
                 cfg.subnet,
                 cfg.ip_range,
@@ -96,7 +120,11 @@ impl ClusterIpam for EtcdIpam {
     }
 
     fn release(&self, net: &Network, addr: IpAddr) {
-        if let Err(e) = self.rt.block_on(self.client.release_ip(&net.id, addr)) {
+        let Some(client) = self.link.get() else {
+            // Never claimed in the store by this run; the old lease's claim expired.
+            return;
+        };
+        if let Err(e) = self.rt.block_on(client.release_ip(&net.id, addr)) {
             tracing::warn!("network {}: releasing {addr} in the cluster: {e}", net.name);
         }
     }
@@ -146,8 +174,9 @@ fn vni_of(n: &Network) -> Option<u32> {
 }
 
 impl Daemon {
-    /// Connect to the cluster store and open the tunnel socket (at start, outside the
-    /// runtime). The model learns the cluster's networks before anything is restored.
+    /// Parse the cluster settings and open the tunnel socket (at start, outside the
+    /// runtime). The store is not contacted here: [`Daemon::start_cluster_watch`] connects
+    /// in the background, so the daemon serves local networks whether or not etcd is up.
     pub(super) fn cluster_open(
         settings: &ClusterSettings,
         data_root: &Path,
@@ -162,46 +191,19 @@ impl Daemon {
             cfg.ttl = ttl;
         }
         let id = host_id(data_root)?;
-        let client = rt
-            .block_on(Cluster::connect(cfg, id))
-            .map_err(|e| Error::Unavailable(format!("cluster store {}: {e}", settings.store)))?;
         let local = SocketAddr::new(settings.advertise, settings.data_path_port);
         let tunnels = TunnelHost::start(local, settings.data_path_port)
             .map_err(|e| Error::Unavailable(format!("VXLAN tunnel socket on {local}: {e}")))?;
+        let link = Arc::new(StoreLink::new());
         state.set_cluster_ipam(Box::new(EtcdIpam {
-            client: client.clone(),
+            link: link.clone(),
             rt: rt.clone(),
         }));
-        let recs = rt.block_on(client.networks()).map_err(cluster_error)?;
-        let known: HashSet<String> = recs.iter().map(|r| r.id.clone()).collect();
-        for r in recs {
-            match serde_json::from_value::<Network>(r.body.clone()) {
-                Ok(n) => {
-                    if let Err(e) = state.adopt_network(n) {
-                        tracing::warn!("cluster network {}: {e}", r.name);
-                    }
-                }
-                Err(e) => tracing::warn!("cluster network {}: bad record: {e}", r.name),
-            }
-        }
-        // Overlays removed while this host was away.
-        let stale: Vec<String> = state
-            .networks()
-            .filter(|n| n.driver == Driver::Overlay && !known.contains(&n.id))
-            .map(|n| n.id.clone())
-            .collect();
-        for id in stale {
-            if let Err(e) = state.forget_network(&id) {
-                tracing::warn!("overlay {id}: {e}");
-            }
-        }
-        tracing::info!(
-            "cluster store {} joined as {} (VTEP {local})",
-            settings.store,
-            client.host_id()
-        );
         Ok(ClusterCtx {
-            client,
+            link,
+            cfg,
+            host_id: id,
+            unpublished: Mutex::new(BTreeMap::new()),
             tunnels: Mutex::new(tunnels),
             overlays: Mutex::new(HashMap::new()),
             settings: settings.clone(),
@@ -214,38 +216,123 @@ impl Daemon {
         })
     }
 
-    /// Follow the cluster store: networks, and endpoints of other hosts.
+    /// Connect to the cluster store in the background (retrying with backoff from
+    /// [`crate::cluster::RECONNECT_MIN`] up to [`crate::cluster::RECONNECT_MAX`], each
+    /// failure logged), then follow it: networks, endpoints of other hosts, and this host's
+    /// restored endpoints published once the first snapshot is in. Later outages are
+    /// ridden out by the client (member failover, keep-alive and watch re-made).
     pub fn start_cluster_watch(self: &Arc<Self>) {
         let Some(c) = &self.cluster else {
             return;
         };
-        // The watch spawns its task on the current runtime.
-        let _rt = self.rt.enter();
-        let mut rx = c.client.watch();
+        c.link.trying();
+        let (cfg, host, store) = (c.cfg.clone(), c.host_id.clone(), c.settings.store.clone());
+        let vtep = SocketAddr::new(c.settings.advertise, c.settings.data_path_port);
+        let link = c.link.clone();
         let weak = Arc::downgrade(self);
         self.rt.spawn(async move {
-            let mut seen: HashSet<String> = HashSet::new();
-            while let Some(ev) = rx.recv().await {
-                let Some(d) = weak.upgrade() else {
-                    break;
-                };
-                match &ev {
-                    ClusterEvent::Resync => seen.clear(),
-                    ClusterEvent::NetworkPut(r) => {
-                        seen.insert(r.id.clone());
-                    }
-                    _ => {}
-                }
-                let snapshot = matches!(ev, ClusterEvent::Synced).then(|| seen.clone());
-                let r = tokio::task::spawn_blocking(move || d.on_cluster_event(ev, snapshot)).await;
-                if let Err(e) = r {
-                    tracing::error!("cluster event handler: {e}");
-                }
+            tracing::info!("cluster store {store}: connecting");
+            let client = Cluster::connect_retrying(cfg, host, |n, e, next| {
+                tracing::warn!(
+                    "cluster store {store}: attempt {n} failed: {e}; retrying in {next:?}"
+                );
+                link.failed(e.to_string());
+            })
+            .await;
+            tracing::info!(
+                "cluster store {store} joined as {} (VTEP {vtep})",
+                client.host_id()
+            );
+            // Restored endpoints' addresses first, before any new allocation here can
+            // take one (publishing waits for the first snapshot).
+            if let Some(d) = weak.upgrade() {
+                let c2 = client.clone();
+                let _ = tokio::task::spawn_blocking(move || d.reclaim_unpublished(&c2)).await;
             }
+            link.connected(client.clone());
+            let rx = client.watch();
+            follow(weak, rx).await;
         });
     }
 
-    fn on_cluster_event(&self, ev: ClusterEvent, snapshot: Option<HashSet<String>>) {
+    /// Claim again the addresses of the endpoints restored before the store answered
+    /// (failures are retried by [`Daemon::publish_unpublished`]).
+    fn reclaim_unpublished(&self, client: &Cluster) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let _op = lock(&self.ops);
+        let todo: Vec<(String, String)> = lock(&c.unpublished)
+            .iter()
+            .map(|(e, s)| (e.clone(), s.clone()))
+            .collect();
+        for (ep_id, sb_id) in todo {
+            let found = self.state().sandbox(&sb_id).and_then(|sb| {
+                let ep = sb.endpoints.iter().find(|e| e.id == ep_id)?.clone();
+                Some((sb.clone(), ep))
+            });
+            if let Some((sb, ep)) = found {
+                if let Err(e) = self.reclaim_with(client, &sb, &ep) {
+                    tracing::warn!(
+                        "sandbox {}: {}: reclaiming its address: {e}",
+                        sb.name,
+                        ep.ifname
+                    );
+                }
+            }
+        }
+    }
+
+    /// Claim and publish the endpoints restored before the store answered; true if some
+    /// are left for another try.
+    fn publish_unpublished(&self) -> bool {
+        let Some(c) = &self.cluster else {
+            return false;
+        };
+        let Some(client) = c.link.get() else {
+            return true;
+        };
+        let _op = lock(&self.ops);
+        let todo: Vec<(String, String)> = lock(&c.unpublished)
+            .iter()
+            .map(|(e, s)| (e.clone(), s.clone()))
+            .collect();
+        for (ep_id, sb_id) in todo {
+            let found = {
+                let st = self.state();
+                st.sandbox(&sb_id).and_then(|sb| {
+                    let ep = sb.endpoints.iter().find(|e| e.id == ep_id)?.clone();
+                    Some((sb.clone(), ep))
+                })
+            };
+            let wired = lock(&self.wiring).endpoints.contains_key(&ep_id);
+            let Some((sb, ep)) = found.filter(|_| wired) else {
+                lock(&c.unpublished).remove(&ep_id);
+                continue;
+            };
+            let res = self
+                .reclaim_with(&client, &sb, &ep)
+                .and_then(|_| self.publish_with(&client, &sb, &ep));
+            match res {
+                Ok(()) => {
+                    lock(&c.unpublished).remove(&ep_id);
+                    tracing::info!(
+                        "sandbox {}: {} published in the cluster",
+                        sb.name,
+                        ep.ifname
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    "sandbox {}: {}: publishing in the cluster: {e}; will retry",
+                    sb.name,
+                    ep.ifname
+                ),
+            }
+        }
+        !lock(&c.unpublished).is_empty()
+    }
+
+    fn on_cluster_event(&self, ev: ClusterEvent, snapshot: Option<Snapshot>) {
         let _op = lock(&self.ops);
         match ev {
             ClusterEvent::NetworkPut(r) => self.cluster_network_put(r),
@@ -255,20 +342,27 @@ impl Daemon {
                 network_id,
                 endpoint_id,
             } => self.remote_gone(&network_id, &endpoint_id),
-            ClusterEvent::Resync => {
-                let all = self.state().take_remotes();
-                for r in all {
-                    self.unprogram_remote(&r);
-                }
-            }
+            // The fresh snapshot follows; what it lacks is swept at `Synced`, so remote
+            // endpoints present throughout stay programmed.
+            ClusterEvent::Resync => {}
             ClusterEvent::Synced => {
-                let Some(known) = snapshot else {
+                let Some(snap) = snapshot else {
                     return;
                 };
+                if let Some(eps) = snap.endpoints {
+                    let all = self.state().take_remotes();
+                    for r in all {
+                        if eps.contains(&(r.network_id.clone(), r.endpoint_id.clone())) {
+                            self.state().put_remote(r);
+                        } else {
+                            self.unprogram_remote(&r);
+                        }
+                    }
+                }
                 let stale: Vec<String> = self
                     .state()
                     .networks()
-                    .filter(|n| n.driver == Driver::Overlay && !known.contains(&n.id))
+                    .filter(|n| n.driver == Driver::Overlay && !snap.networks.contains(&n.id))
                     .map(|n| n.id.clone())
                     .collect();
                 for id in stale {
@@ -324,7 +418,7 @@ impl Daemon {
         let Some(c) = &self.cluster else {
             return;
         };
-        if r.host == c.client.host_id() {
+        if r.host == c.host_id {
             return;
         }
         let remote = RemoteEndpoint {
@@ -343,6 +437,10 @@ impl Daemon {
             st.put_remote(remote.clone());
             old
         };
+        if old.as_ref() == Some(&remote) {
+            // Seen again (a fresh snapshot): already programmed.
+            return;
+        }
         if let Some(old) = old {
             self.unprogram_remote(&old);
         }
@@ -465,7 +563,11 @@ impl Daemon {
             }
             e
         };
-        let vni = match self.rt.block_on(c.client.allocate_vni(&n.id, requested)) {
+        let client = match c.client() {
+            Ok(cl) => cl,
+            Err(e) => return Err(undo_local(e)),
+        };
+        let vni = match self.rt.block_on(client.allocate_vni(&n.id, requested)) {
             Ok(v) => v,
             Err(e) => return Err(undo_local(cluster_error(e))),
         };
@@ -475,7 +577,7 @@ impl Daemon {
         {
             Ok(n) => n,
             Err(e) => {
-                let _ = self.rt.block_on(c.client.remove_network(&n.id));
+                let _ = self.rt.block_on(client.remove_network(&n.id));
                 return Err(undo_local(e));
             }
         };
@@ -488,9 +590,11 @@ impl Daemon {
         let subnets = n.subnets();
         if let Err(e) = self
             .rt
-            .block_on(c.client.create_network_with_subnets(&rec, &subnets))
+            .block_on(client.create_network_with_subnets(&rec, &subnets))
         {
-            let _ = self.rt.block_on(c.client.remove_network(&n.id));
+            if let Err(e2) = self.rt.block_on(client.remove_network(&n.id)) {
+                tracing::warn!("undo of network {} in the cluster: {e2}", n.name);
+            }
             let e = match e {
                 ClusterError::NetworkNameTaken(name) => {
                     Error::Conflict(format!("network with name {name} already exists"))
@@ -504,9 +608,9 @@ impl Daemon {
 
     /// `network rm` of an overlay: refused by the store while any host has endpoints on it.
     pub(super) fn remove_overlay_record(&self, n: &Network) -> Result<(), Error> {
-        let c = self.cluster()?;
+        let client = self.cluster()?.client()?;
         self.rt
-            .block_on(c.client.remove_network(&n.id))
+            .block_on(client.remove_network(&n.id))
             .map_err(|e| match e {
                 ClusterError::NetworkInUse(_) => Error::Forbidden(format!(
                     "error while removing network: network {} id {} has active endpoints",
@@ -516,8 +620,18 @@ impl Daemon {
             })
     }
 
-    /// Publish a local overlay endpoint (after its interface is up).
+    /// Publish a local overlay endpoint (after its interface is up). At restore, before
+    /// the store answered, it is left for [`Daemon::publish_unpublished`].
     pub(super) fn publish_endpoint(&self, sb: &Sandbox, ep: &Endpoint) -> Result<(), Error> {
+        let c = self.cluster()?;
+        if c.link.get().is_none() && lock(&c.unpublished).contains_key(&ep.id) {
+            return Ok(());
+        }
+        let client = c.client()?;
+        self.publish_with(&client, sb, ep)
+    }
+
+    fn publish_with(&self, client: &Cluster, sb: &Sandbox, ep: &Endpoint) -> Result<(), Error> {
         let c = self.cluster()?;
         let rec = EndpointRecord {
             network_id: ep.network_id.clone(),
@@ -534,10 +648,10 @@ impl Daemon {
                 _ => None,
             },
             vtep: c.settings.advertise,
-            host: c.client.host_id().to_string(),
+            host: c.host_id.clone(),
         };
         self.rt
-            .block_on(c.client.publish_endpoint(&rec))
+            .block_on(client.publish_endpoint(&rec))
             .map_err(|e| match e {
                 ClusterError::EndpointNameTaken(_) => Error::Forbidden(e.to_string()),
                 other => cluster_error(other),
@@ -548,18 +662,34 @@ impl Daemon {
         let Some(c) = &self.cluster else {
             return;
         };
+        lock(&c.unpublished).remove(&ep.id);
+        let Some(client) = c.link.get() else {
+            // Never published by this run; the old lease's record expires with it.
+            return;
+        };
         if let Err(e) = self
             .rt
-            .block_on(c.client.withdraw_endpoint(&ep.network_id, &ep.id))
+            .block_on(client.withdraw_endpoint(&ep.network_id, &ep.id))
         {
             tracing::warn!("withdrawing endpoint {}: {e}", ep.id);
         }
     }
 
     /// After a restart: claim the addresses of local overlay endpoints again (they were
-    /// held by the old lease); [`Daemon::attach`] then re-publishes the endpoint.
+    /// held by the old lease); [`Daemon::attach`] then re-publishes the endpoint. Before
+    /// the store answered, both are left for [`Daemon::publish_unpublished`].
     pub(super) fn reclaim_addresses(&self, sb: &Sandbox, ep: &Endpoint) -> Result<(), Error> {
         let c = self.cluster()?;
+        match c.link.get() {
+            Some(client) => self.reclaim_with(&client, sb, ep),
+            None => {
+                lock(&c.unpublished).insert(ep.id.clone(), sb.id.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn reclaim_with(&self, client: &Cluster, sb: &Sandbox, ep: &Endpoint) -> Result<(), Error> {
         let Some(n) = self.state().network(&ep.network_id).cloned() else {
             return Ok(());
         };
@@ -568,7 +698,7 @@ impl Daemon {
                 continue;
             };
             let reserved = reserved_in(cfg);
-            match self.rt.block_on(c.client.allocate_ip(
+            match self.rt.block_on(client.allocate_ip(
                 &n.id,
                 cfg.subnet,
                 cfg.ip_range,
@@ -680,10 +810,95 @@ impl Daemon {
         }
     }
 
+    /// `GET /info` `ClusterStoreStatus`: whether the store answers, and why not.
+    pub(super) fn cluster_status(&self) -> serde_json::Value {
+        let Some(c) = &self.cluster else {
+            return serde_json::Value::Null;
+        };
+        let s = c.link.status();
+        serde_json::json!({
+            "State": s.state,
+            "Endpoints": c.cfg.endpoints,
+            "Member": s.member,
+            "FailedAttempts": s.failures,
+            "LastError": s.last_error,
+            "Unpublished": lock(&c.unpublished).len(),
+        })
+    }
+
     /// Graceful stop: revoke the lease so other hosts drop our endpoints at once.
     pub fn close_cluster(&self) {
-        if let Some(c) = &self.cluster {
-            self.rt.block_on(c.client.close());
+        if let Some(client) = self.cluster.as_ref().and_then(|c| c.link.get()) {
+            self.rt.block_on(client.close());
+        }
+    }
+}
+
+/// What a watch snapshot held, handed to the `Synced` handler.
+struct Snapshot {
+    networks: HashSet<String>,
+    /// After a `Resync`: the endpoints of the fresh snapshot (the others are swept).
+    endpoints: Option<HashSet<(String, String)>>,
+}
+
+/// Apply the watch's events to the daemon until it or the watch goes away; after the
+/// first snapshot, publish the endpoints restored before the store answered (retried
+/// with backoff while the store refuses).
+async fn follow(weak: std::sync::Weak<Daemon>, mut rx: tokio::sync::mpsc::Receiver<ClusterEvent>) {
+    let mut networks: HashSet<String> = HashSet::new();
+    let mut endpoints: Option<HashSet<(String, String)>> = None;
+    let mut first = true;
+    while let Some(ev) = rx.recv().await {
+        let Some(d) = weak.upgrade() else {
+            break;
+        };
+        match &ev {
+            ClusterEvent::Resync => {
+                networks.clear();
+                endpoints = Some(HashSet::new());
+            }
+            ClusterEvent::NetworkPut(r) => {
+                networks.insert(r.id.clone());
+            }
+            ClusterEvent::EndpointPut(r) => {
+                if let Some(eps) = &mut endpoints {
+                    eps.insert((r.network_id.clone(), r.endpoint_id.clone()));
+                }
+            }
+            _ => {}
+        }
+        let synced = matches!(ev, ClusterEvent::Synced);
+        let snapshot = synced.then(|| Snapshot {
+            networks: networks.clone(),
+            endpoints: endpoints.take(),
+        });
+        let d2 = d.clone();
+        let r = tokio::task::spawn_blocking(move || d2.on_cluster_event(ev, snapshot)).await;
+        if let Err(e) = r {
+            tracing::error!("cluster event handler: {e}");
+        }
+        if synced && first {
+            first = false;
+            let weak = weak.clone();
+            tokio::spawn(async move {
+                let mut pause = crate::cluster::RECONNECT_MIN;
+                loop {
+                    let Some(d) = weak.upgrade() else {
+                        return;
+                    };
+                    let more = tokio::task::spawn_blocking(move || d.publish_unpublished())
+                        .await
+                        .unwrap_or(false);
+                    if !more {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = crate::cluster::failover::next_backoff(
+                        pause,
+                        crate::cluster::RECONNECT_MAX,
+                    );
+                }
+            });
         }
     }
 }
