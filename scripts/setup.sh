@@ -16,6 +16,8 @@ command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
 # etcd-client's build script compiles etcd's protobufs; the cluster-store tests run etcd.
 command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
 command -v etcd >/dev/null || pkgs+=(etcd-server)
+# The published-port burst test serves with busybox httpd.
+command -v busybox >/dev/null || pkgs+=(busybox-static)
 if ((${#pkgs[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${pkgs[@]}"

@@ -257,7 +257,7 @@ pub fn spawn(
         .stdout(out)
         .stderr(err);
     netns::command_in(&mut cmd, ns)?;
-    with_resolv_conf(&mut cmd, resolv)?;
+    with_sandbox_mounts(&mut cmd, resolv)?;
     // SAFETY: setsid is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -353,34 +353,49 @@ pub fn exec_in(
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     netns::command_in(&mut cmd, ns)?;
-    with_resolv_conf(&mut cmd, resolv)?;
+    with_sandbox_mounts(&mut cmd, resolv)?;
     cmd.status()
         .map_err(|e| SandboxError::Other(format!("cannot run {}: {e}", argv[0])))
 }
 
-/// Give the child a private mount namespace in which the sandbox's resolv.conf is
-/// bind-mounted over /etc/resolv.conf (the `ip netns exec` convention), so what runs in the
-/// sandbox asks 127.0.0.11 when it is on a user-defined network.
-pub fn with_resolv_conf(cmd: &mut Command, resolv: Option<&Path>) -> Result<(), SandboxError> {
+/// Give the child a private mount namespace (the `ip netns exec` convention) with a fresh
+/// sysfs on /sys, so /sys/class/net lists the sandbox's own interfaces (sysfs shows the
+/// network namespace of whoever mounts it: the child, after `netns::command_in`), and the
+/// sandbox's resolv.conf, when it has one, bind-mounted over /etc/resolv.conf, so what runs
+/// in the sandbox asks 127.0.0.11 on a user-defined network. Nothing propagates back to the
+/// host (the child's mounts are slaves of the host's). Register after `netns::command_in`.
+pub fn with_sandbox_mounts(cmd: &mut Command, resolv: Option<&Path>) -> Result<(), SandboxError> {
     use std::os::unix::process::CommandExt;
-    let Some(resolv) = resolv.filter(|p| p.exists()) else {
-        return Ok(());
-    };
     let c = |p: &Path| {
         std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
             .map_err(|_| SandboxError::Other(format!("bad path {}", p.display())))
     };
-    let src = c(resolv)?;
-    let dst = c(Path::new(crate::host::RESOLV_CONF))?;
+    let resolv = match resolv.filter(|p| p.exists()) {
+        Some(p) => Some((c(p)?, c(Path::new(crate::host::RESOLV_CONF))?)),
+        None => None,
+    };
     let root = c(Path::new("/"))?;
-    // SAFETY: only unshare(2) and mount(2) run between fork and exec, on C strings made
-    // before the fork.
+    let sys = c(Path::new("/sys"))?;
+    let sysfs = c(Path::new("sysfs"))?;
+    // A read-only /sys stays read-only (as `ip netns exec` does).
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: statvfs(2) into a zeroed struct, with a valid C string.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(sys.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0 {
+            flags |= libc::MS_RDONLY;
+        }
+    }
+    // SAFETY: only unshare(2), mount(2) and umount2(2) run between fork and exec, on C
+    // strings made before the fork.
     unsafe {
         cmd.pre_exec(move || {
+            // No allocation after fork (the daemon has threads): the bare errno.
+            let err = std::io::Error::last_os_error;
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(err());
             }
-            // Keep our bind mount from propagating back to the host.
+            // Keep our mounts from propagating back to the host.
             let none: *const libc::c_char = std::ptr::null();
             let no_data: *const libc::c_void = std::ptr::null();
             if libc::mount(
@@ -391,10 +406,17 @@ pub fn with_resolv_conf(cmd: &mut Command, resolv: Option<&Path>) -> Result<(), 
                 no_data,
             ) != 0
             {
-                return Err(std::io::Error::last_os_error());
+                return Err(err());
             }
-            if libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, no_data) != 0 {
-                return Err(std::io::Error::last_os_error());
+            // No /sys mounted before is fine: the fresh one goes there all the same.
+            libc::umount2(sys.as_ptr(), libc::MNT_DETACH);
+            if libc::mount(sysfs.as_ptr(), sys.as_ptr(), sysfs.as_ptr(), flags, no_data) != 0 {
+                return Err(err());
+            }
+            if let Some((src, dst)) = &resolv {
+                if libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, no_data) != 0 {
+                    return Err(err());
+                }
             }
             Ok(())
         });

@@ -5,6 +5,7 @@
 
 pub mod filters;
 pub mod json;
+pub mod socket;
 
 use crate::daemon::Daemon;
 use crate::model::Error;

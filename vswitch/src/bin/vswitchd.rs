@@ -20,6 +20,9 @@ struct Args {
         default_value = "unix:///run/vswitch/vswitchd.sock"
     )]
     host: Vec<String>,
+    /// Group that may use the API socket (mode 0660, that group); default: root only (0600).
+    #[arg(short = 'G', long = "group")]
+    group: Option<String>,
     /// Directory for persistent state.
     #[arg(long, default_value = "/var/lib/vswitch")]
     data_root: PathBuf,
@@ -179,6 +182,12 @@ fn run(args: Args) -> Result<(), String> {
             .collect::<Result<_, _>>()?;
     }
     let cluster = cluster_settings(&args)?;
+    let gid = match &args.group {
+        Some(g) => {
+            Some(vswitch::api::socket::lookup_group(g).map_err(|e| format!("--group: {e}"))?)
+        }
+        None => None,
+    };
     let sockets: Vec<PathBuf> = args
         .host
         .iter()
@@ -234,7 +243,7 @@ fn run(args: Args) -> Result<(), String> {
                 }
                 let _ = std::fs::remove_file(path);
             }
-            let l = tokio::net::UnixListener::bind(path)
+            let l = vswitch::api::socket::bind(path, gid)
                 .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
             tracing::info!("API listening on unix://{}", path.display());
             servers.push(tokio::spawn(vswitch::api::serve(l, daemon.clone())));

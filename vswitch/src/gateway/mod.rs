@@ -14,10 +14,12 @@
 //!
 //! Constants: [`nat::MAX_FLOWS`] (flow cap), [`nat::UDP_IDLE_TIMEOUT`],
 //! [`nat::ICMP_TIMEOUT`], [`TCP_CONNECT_TIMEOUT`], buffer sizes [`nat::TCP_BUFFER`],
-//! [`nat::HOST_WINDOW`], [`HOST_READ_WINDOW`].
+//! [`nat::HOST_WINDOW`], [`HOST_READ_WINDOW`]; published-port pacing
+//! [`pacing::OPENING_WINDOW`], [`pacing::OPENING_RELEASE`].
 
 mod frame;
 pub mod nat;
+pub mod pacing;
 
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,8 @@
 //! - **Published ports** enter through [`Nat::tcp_inbound`] / [`Nat::udp_inbound`]: the
 //!   container sees a connection from a gateway address and a port of
 //!   [`crate::switch::RELAY_PORTS`] (the switch steers its answers to the gateway port).
+//!   TCP relays into one container address open a few at a time ([`super::pacing`]), so a
+//!   burst never overruns a server's small listen backlog.
 //!
 //! At most [`NatConfig::max_flows`] flows (all protocols together, default [`MAX_FLOWS`])
 //! exist at once; beyond, new flows are refused and one warning is logged (re-armed once the
@@ -38,6 +40,7 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use super::frame;
+use super::pacing::Pacer;
 use crate::switch::RELAY_PORTS;
 use crate::wire::vnet_hdr::{self, VnetHdrRepr};
 use crate::wire::{tcp as tcpw, IpProtocol, MacAddr};
@@ -200,6 +203,21 @@ struct TcpFlow {
     shutdown_sent: bool,
     aborted: bool,
     closed_polls: u8,
+    /// Inbound: where the flow is in its pacing window.
+    pacing: Pacing,
+}
+
+/// An inbound relay's place in [`Pacer`]'s window for its container address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    /// Not paced (outbound), or no longer (the container answered, or the window moved on).
+    Off,
+    /// Waiting for a slot: its socket is not connected yet.
+    Waiting,
+    /// SYN sent, handshake not complete.
+    Connecting,
+    /// Handshake complete, no answer from the container yet.
+    Silent,
 }
 
 impl TcpFlow {
@@ -218,6 +236,11 @@ impl TcpFlow {
             shutdown_sent: false,
             aborted: false,
             closed_polls: 0,
+            pacing: if inbound {
+                Pacing::Waiting
+            } else {
+                Pacing::Off
+            },
         }
     }
 }
@@ -398,6 +421,10 @@ pub struct Nat {
     stats: NatStats,
     /// Spare [`Action::TcpData`] buffers, given back with [`Nat::recycle_data`].
     data_free: Vec<Vec<u8>>,
+    /// Opening windows of inbound relays.
+    pacer: Pacer,
+    /// Inbound flows to start (reused).
+    starting: Vec<(SocketAddr, FlowId)>,
 }
 
 impl std::fmt::Debug for Nat {
@@ -469,6 +496,8 @@ impl Nat {
             cap_warned: false,
             stats: NatStats::default(),
             data_free: Vec::new(),
+            pacer: Pacer::default(),
+            starting: Vec::new(),
         }
     }
 
@@ -543,6 +572,9 @@ impl Nat {
         }
         if let Some(l) = self.icmp.values().map(|f| f.last).min() {
             earliest(l + ICMP_TIMEOUT);
+        }
+        if let Some(t) = self.pacer.next_deadline() {
+            earliest(t);
         }
         at
     }
@@ -850,20 +882,37 @@ impl Nat {
         if !self.admit() {
             return Err(NatError::Full);
         }
-        let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
-        let mut s = new_socket();
-        if s.connect(self.iface.context(), container, SocketAddr::new(gw, port))
-            .is_err()
-        {
-            self.relay_used.remove(&(gw, port));
+        if container.ip().is_unspecified() || container.ip().is_multicast() {
             return Err(NatError::Connect);
         }
-        let handle = self.sockets.add(s);
+        let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
+        // Connected when the pacer gives it a slot (next poll, for the first ones).
+        let handle = self.sockets.add(new_socket());
         let flow = self.new_flow_id();
         let key = (container, SocketAddr::new(gw, port));
         self.tcp.insert(flow, TcpFlow::new(handle, key, true));
         self.tcp_keys.insert(key, flow);
+        self.pacer.enqueue(container, flow);
         Ok(flow)
+    }
+
+    /// Connects the inbound relays the pacer lets start now.
+    fn start_inbound(&mut self, now: Duration) {
+        let mut starting = std::mem::take(&mut self.starting);
+        self.pacer.start(now, &mut starting);
+        for (_, flow) in starting.drain(..) {
+            let Some(f) = self.tcp.get_mut(&flow) else {
+                continue;
+            };
+            f.pacing = Pacing::Connecting;
+            let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+            if f.aborted || s.connect(self.iface.context(), f.key.0, f.key.1).is_err() {
+                // Gone at the next service (a closed socket with no remote).
+                f.aborted = true;
+                s.abort();
+            }
+        }
+        self.starting = starting;
     }
 
     /// A datagram from the host socket of an outbound UDP flow.
@@ -1012,21 +1061,45 @@ impl Nat {
     /// resulting frames and actions.
     pub fn poll(&mut self, now: Duration) {
         let ts = instant(now);
+        self.start_inbound(now);
         self.iface.poll(ts, &mut self.dev, &mut self.sockets);
-        if self.service_tcp() {
+        if self.service_tcp(now) {
+            // Answered or ended relays free pacing slots: start the next ones too.
+            self.start_inbound(now);
             self.iface.poll(ts, &mut self.dev, &mut self.sockets);
-            self.service_tcp();
+            self.service_tcp(now);
         }
         self.expire(now);
         self.flush_tx();
     }
 
     /// Moves bytes between smoltcp and the host side; true when smoltcp has new work.
-    fn service_tcp(&mut self) -> bool {
+    fn service_tcp(&mut self, now: Duration) -> bool {
         let mut again = false;
         let mut gone = Vec::new();
         for (&flow, f) in self.tcp.iter_mut() {
             let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+            match f.pacing {
+                Pacing::Off => {}
+                Pacing::Waiting => {
+                    if f.aborted {
+                        gone.push((flow, true));
+                    }
+                    continue;
+                }
+                Pacing::Connecting | Pacing::Silent => {
+                    let state = s.state();
+                    if s.recv_queue() > 0 || !s.may_recv() && state != tcp::State::SynSent {
+                        // The container's server answered (data, FIN or RST): it has accepted.
+                        f.pacing = Pacing::Off;
+                        self.pacer.release(f.key.0, flow);
+                        again = true;
+                    } else if f.pacing == Pacing::Connecting && state != tcp::State::SynSent {
+                        f.pacing = Pacing::Silent;
+                        self.pacer.established(f.key.0, flow, now);
+                    }
+                }
+            }
             if f.aborted {
                 if s.state() == tcp::State::Closed {
                     f.closed_polls = f.closed_polls.saturating_add(1);
@@ -1102,6 +1175,9 @@ impl Nat {
                 self.tcp_keys.remove(&f.key);
                 if f.inbound {
                     self.relay_used.remove(&(f.key.1.ip(), f.key.1.port()));
+                }
+                if f.pacing != Pacing::Off {
+                    self.pacer.release(f.key.0, flow);
                 }
                 self.sockets.remove(f.handle);
                 self.actions.push_back(Action::TcpClose { flow, reset });

@@ -576,6 +576,100 @@ fn published_tcp_refused_by_the_container_closes_the_client() {
     assert!(actions.contains(&Action::TcpClose { flow, reset: true }));
 }
 
+/// A burst into one container address opens [`pacing::OPENING_WINDOW`] relays at a time: the
+/// next SYN goes out when one is answered, ends, or has been silent for
+/// [`pacing::OPENING_RELEASE`] after its handshake (an unanswered SYN keeps its slot); a relay
+/// whose client leaves while waiting never reaches the container.
+#[test]
+fn published_tcp_bursts_are_paced_per_container_address() {
+    use super::pacing::{OPENING_RELEASE, OPENING_WINDOW};
+    let mut n = Nat::new(config(), ms(0), 7);
+    let c = sa("172.18.0.2:80");
+    let other = sa("172.18.0.3:80");
+    n.add_neighbor(c.ip(), CMAC);
+    n.add_neighbor(other.ip(), CMAC);
+    let flows: Vec<u64> = (0..OPENING_WINDOW + 3)
+        .map(|_| n.tcp_inbound(c).expect("flow"))
+        .collect();
+    n.tcp_inbound(other).expect("flow");
+    for f in &flows {
+        n.tcp_host_data(*f, b"GET /");
+    }
+    n.poll(ms(1));
+    let (frames, _) = drain(&mut n);
+    let syns: Vec<Seg> = frames.iter().map(|f| seg(f)).collect();
+    assert!(syns
+        .iter()
+        .all(|s| s.flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN));
+    assert_eq!(syns.iter().filter(|s| s.dst == c).count(), OPENING_WINDOW);
+    assert_eq!(syns.iter().filter(|s| s.dst == other).count(), 1);
+    // The first relay is accepted and answered: the next one starts.
+    let first = syns.iter().find(|s| s.dst == c).expect("syn");
+    n.handle_frame(
+        ms(2),
+        &tcp_frame(c, first.src, 9000, first.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
+    );
+    n.poll(ms(2));
+    let (frames, _) = drain(&mut n);
+    assert!(
+        frames.iter().all(|f| seg(f).flags & FLAG_SYN == 0),
+        "only the handshake"
+    );
+    n.handle_frame(
+        ms(3),
+        &tcp_frame(
+            c,
+            first.src,
+            9001,
+            first.seq + 6,
+            FLAG_ACK | FLAG_PSH,
+            b"200",
+        ),
+    );
+    n.poll(ms(3));
+    let (frames, _) = drain(&mut n);
+    let syns_of = |frames: &[Vec<u8>]| -> Vec<Seg> {
+        frames
+            .iter()
+            .map(|f| seg(f))
+            .filter(|s| s.flags & FLAG_SYN != 0)
+            .collect()
+    };
+    let new_syns = |frames: &[Vec<u8>]| syns_of(frames).len();
+    let fifth = syns_of(&frames);
+    assert_eq!(fifth.len(), 1);
+    // The last waiting relay's client goes away: it is closed without a SYN.
+    let last = *flows.last().expect("flows");
+    n.tcp_host_reset(last);
+    n.poll(ms(4));
+    let (frames, actions) = drain(&mut n);
+    assert_eq!(new_syns(&frames), 0);
+    assert!(actions.contains(&Action::TcpClose {
+        flow: last,
+        reset: true
+    }));
+    // Unanswered SYNs never time out of the window (the server may be dropping them).
+    n.poll(ms(5) + OPENING_RELEASE);
+    let (frames, _) = drain(&mut n);
+    assert_eq!(new_syns(&frames), 0);
+    // Handshakes complete but the server stays silent: after OPENING_RELEASE the relay still
+    // waiting starts.
+    let t = ms(10) + OPENING_RELEASE;
+    for s in syns.iter().filter(|s| s.dst == c).skip(1).chain(&fifth) {
+        n.handle_frame(
+            t,
+            &tcp_frame(c, s.src, 5000, s.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
+        );
+    }
+    n.poll(t);
+    let (frames, _) = drain(&mut n);
+    assert_eq!(new_syns(&frames), 0);
+    assert!(n.poll_at(t).is_some_and(|at| at <= t + OPENING_RELEASE));
+    n.poll(t + OPENING_RELEASE);
+    let (frames, _) = drain(&mut n);
+    assert_eq!(new_syns(&frames), 1);
+}
+
 #[test]
 fn published_udp_round_trip() {
     let mut n = Nat::new(config(), ms(0), 7);
