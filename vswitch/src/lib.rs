@@ -1,6 +1,7 @@
 //! vswitch: a userspace virtual switch giving containers Docker's networking.
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
