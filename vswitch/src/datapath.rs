@@ -538,6 +538,8 @@ impl Worker {
                 if let Some(&idx) = self.net_index.get(&net) {
                     if let Some(n) = self.nets[idx].as_mut() {
                         let _ = n.switch.remove_port(port);
+                        // A capture of this port ends with it (its id may be reused).
+                        n.taps.retain(|t| t.scope() != crate::capture::Scope::Port(port));
                         if let Some(slot) = n.slots.get_mut(port.index()).and_then(Option::take) {
                             self.close_slot(slot);
                         }

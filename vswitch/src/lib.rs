@@ -9,6 +9,7 @@ pub mod datapath;
 pub mod dns;
 pub mod gateway;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod netns;

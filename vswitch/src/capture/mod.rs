@@ -173,6 +173,11 @@ impl Tap {
         }
     }
 
+    /// What this tap captures.
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
     /// The reader is gone: the worker may forget this tap.
     pub fn is_closed(&self) -> bool {
         self.closed || self.reader_gone.load(Ordering::Relaxed)

@@ -2,6 +2,7 @@
 //! Every mutating operation changes the model first (persisted), then the datapath; when the
 //! datapath step fails the model change is undone, so nothing is left half-made.
 
+mod observe;
 mod overlay;
 
 pub use overlay::{ClusterSettings, DEFAULT_DATA_PATH_PORT};

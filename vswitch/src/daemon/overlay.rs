@@ -680,6 +680,27 @@ impl Daemon {
         }
     }
 
+    /// The tunnel's counters for metrics: per overlay network up here (network id, VNI,
+    /// counters) and host-wide; `None` without a cluster store.
+    pub(super) fn tunnel_stats(
+        &self,
+    ) -> Option<(
+        Vec<(String, u32, crate::overlay::TunnelStats)>,
+        crate::overlay::HostStats,
+    )> {
+        let c = self.cluster.as_ref()?;
+        let nets: Vec<(String, u32)> = lock(&c.overlays)
+            .iter()
+            .map(|(id, (vni, _))| (id.clone(), *vni))
+            .collect();
+        let t = lock(&c.tunnels);
+        let per = nets
+            .into_iter()
+            .filter_map(|(id, vni)| t.stats(vni).map(|s| (id, vni, s)))
+            .collect();
+        Some((per, t.host_stats()))
+    }
+
     /// Graceful stop: revoke the lease so other hosts drop our endpoints at once.
     pub fn close_cluster(&self) {
         if let Some(c) = &self.cluster {
