@@ -15,6 +15,7 @@
 
 pub mod filter;
 pub mod pcap;
+pub mod summary;
 
 pub use filter::{Filter, FilterError};
 
