@@ -42,6 +42,41 @@ pub async fn metrics(d: &Arc<Daemon>) -> Result<Resp, Error> {
     Ok(r)
 }
 
+/// Serves `GET /metrics` (and nothing else) over plain HTTP on `listener`
+/// (`vswitchd --metrics-addr`).
+pub async fn serve_metrics(listener: tokio::net::TcpListener, daemon: Arc<Daemon>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept on metrics listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let d = d.clone();
+                async move {
+                    let r = match (req.method(), req.uri().path()) {
+                        (&Method::GET, "/metrics") => metrics(&d).await,
+                        _ => Err(Error::NotFound("page not found".into())),
+                    };
+                    Ok::<_, Infallible>(r.unwrap_or_else(|e| error(&e)))
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+            {
+                tracing::debug!("metrics connection: {e}");
+            }
+        });
+    }
+}
+
 /// Serves one request: a capture as a stream, anything else through [`super::handle`].
 pub async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> AnyResp {
     let path = req.uri().path();
