@@ -15,6 +15,10 @@ command -v cc >/dev/null || pkgs+=(gcc libc6-dev)
 # etcd-client's build script compiles etcd's protobufs; the cluster-store tests run etcd.
 command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
 command -v etcd >/dev/null || pkgs+=(etcd-server)
+# The capture tests read our pcap with tcpdump; the metrics test parses the exposition with
+# the Prometheus Python client's parser (Debian's package, for /usr/bin/python3).
+command -v tcpdump >/dev/null || pkgs+=(tcpdump)
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || pkgs+=(python3-prometheus-client)
 if ((${#pkgs[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${pkgs[@]}"
