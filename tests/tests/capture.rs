@@ -37,8 +37,16 @@ fn finish(mut bg: Bg, what: &str) -> (String, String) {
         "{what} did not finish"
     );
     let (mut out, mut err) = (String::new(), String::new());
-    bg.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    bg.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    bg.0.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    bg.0.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(done.unwrap().success(), "{what}: {err}");
     (out, err)
 }
@@ -96,7 +104,9 @@ fn capture_of_a_ping_reads_with_tcpdump() {
     assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[0].contains(&req), "{out}");
     assert!(lines[1].contains(&rep), "{out}");
-    assert!(wait_until(Duration::from_secs(5), || captures_on(&d, "capnet") == 0.0));
+    assert!(wait_until(Duration::from_secs(5), || captures_on(
+        &d, "capnet"
+    ) == 0.0));
 
     // Bad requests are refused before anything streams.
     let e = fails(d.vswitch(&["capture", "capnet", "--filter", "tcp port"]));
@@ -120,11 +130,16 @@ fn capture_without_reader_never_blocks_the_switch() {
     stuck
         .write_all(b"GET /vswitch/capture?target=slow HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || captures_on(&d, "slow") == 1.0));
+    assert!(wait_until(Duration::from_secs(10), || captures_on(
+        &d, "slow"
+    ) == 1.0));
 
     // ~14 MB of echo requests and replies: far more than the socket, the stream and the
     // capture queue hold.
-    let o = d.in_sandbox("s1", &["ping", "-f", "-c", "5000", "-s", "1400", "-w", "60", &b]);
+    let o = d.in_sandbox(
+        "s1",
+        &["ping", "-f", "-c", "5000", "-s", "1400", "-w", "60", &b],
+    );
     let text = stdout(&o);
     let received: u32 = text
         .split(", ")
@@ -135,7 +150,11 @@ fn capture_without_reader_never_blocks_the_switch() {
     eprintln!("flood ping: {received} replies; capture dropped {dropped} frames");
     assert!(dropped > 0.0, "capture drops counted");
     assert!(d.pings("s1", &b), "still switching");
-    assert_eq!(captures_on(&d, "slow"), 1.0, "the capture is still attached");
+    assert_eq!(
+        captures_on(&d, "slow"),
+        1.0,
+        "the capture is still attached"
+    );
 
     // Hanging up ends the capture.
     drop(stuck);

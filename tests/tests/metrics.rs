@@ -77,7 +77,9 @@ fn parse_strict(text: &str) -> Result<Series, String> {
             }
             continue;
         }
-        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value".into()))?;
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| err("no value".into()))?;
         let name = &line[..name_end];
         if !is_name(name, true) {
             return Err(err("bad metric name".into()));
@@ -212,7 +214,11 @@ fn metrics_parse_and_follow_a_ping() {
     d.run_sandbox("m2", &["--net", "front"]);
     let b = addr(&d, "m2");
     fn port(c: &str) -> [(&str, &str); 3] {
-        [("network", "front"), ("container", c), ("interface", "eth0")]
+        [
+            ("network", "front"),
+            ("container", c),
+            ("interface", "eth0"),
+        ]
     }
 
     let before = scrape(&d);
@@ -229,9 +235,18 @@ fn metrics_parse_and_follow_a_ping() {
 
     let after = scrape(&d);
     let dm = |n: &str, c: &str, b: f64| get(&after, n, &port(c)) - b;
-    assert!(dm("vswitch_port_rx_frames_total", "m1", rx1) >= 10.0, "echo requests in");
-    assert!(dm("vswitch_port_tx_frames_total", "m1", tx1) >= 10.0, "echo replies out");
-    assert!(dm("vswitch_port_rx_frames_total", "m2", rx2) >= 10.0, "echo replies in");
+    assert!(
+        dm("vswitch_port_rx_frames_total", "m1", rx1) >= 10.0,
+        "echo requests in"
+    );
+    assert!(
+        dm("vswitch_port_tx_frames_total", "m1", tx1) >= 10.0,
+        "echo replies out"
+    );
+    assert!(
+        dm("vswitch_port_rx_frames_total", "m2", rx2) >= 10.0,
+        "echo replies in"
+    );
     assert!(get(&after, "vswitch_port_rx_bytes_total", &port("m1")) >= 10.0 * 98.0);
     let net_rx_after = get(
         &after,
@@ -275,12 +290,22 @@ fn metrics_parse_and_follow_a_ping() {
     assert!(o.status.success(), "metrics-addr: {}", stderr(&o));
     let tcp = parse_strict(&stdout(&o)).unwrap();
     assert!(tcp.keys().any(|(n, _)| n == "vswitch_port_rx_frames_total"));
-    let r = d.ns.exec(&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9419/other"]);
+    let r = d.ns.exec(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://127.0.0.1:9419/other",
+    ]);
     assert_eq!(stdout(&r), "404");
     // Bounded: the sandboxes' counters disappear with them.
     ok(d.vswitch(&["rm", "-f", "m1"]));
     assert!(wait_until(Duration::from_secs(5), || {
-        !scrape(&d).keys().any(|(_, l)| l.contains(&("container".into(), "m1".into())))
+        !scrape(&d)
+            .keys()
+            .any(|(_, l)| l.contains(&("container".into(), "m1".into())))
     }));
 }
 

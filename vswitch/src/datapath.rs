@@ -539,7 +539,8 @@ impl Worker {
                     if let Some(n) = self.nets[idx].as_mut() {
                         let _ = n.switch.remove_port(port);
                         // A capture of this port ends with it (its id may be reused).
-                        n.taps.retain(|t| t.scope() != crate::capture::Scope::Port(port));
+                        n.taps
+                            .retain(|t| t.scope() != crate::capture::Scope::Port(port));
                         if let Some(slot) = n.slots.get_mut(port.index()).and_then(Option::take) {
                             self.close_slot(slot);
                         }
@@ -589,7 +590,11 @@ impl Worker {
                 tap,
                 reply,
             } => {
-                let r = match self.net_index.get(&net).and_then(|&i| self.nets[i].as_mut()) {
+                let r = match self
+                    .net_index
+                    .get(&net)
+                    .and_then(|&i| self.nets[i].as_mut())
+                {
                     None => Err(DatapathError::NoNetwork(net)),
                     Some(n) => match port {
                         Some(p) if n.slots.get(p.index()).copied().flatten().is_none() => {
@@ -662,7 +667,8 @@ impl Worker {
         }
         n.slots[port.index()] = Some(slot);
         if n.port_stats.len() <= port.index() {
-            n.port_stats.resize(port.index() + 1, PortCounters::default());
+            n.port_stats
+                .resize(port.index() + 1, PortCounters::default());
         }
         n.port_stats[port.index()] = PortCounters::default();
         self.ports[slot] = Some(Slot {
@@ -830,7 +836,13 @@ impl Worker {
 }
 
 /// Offers a batch's input frames to the network's captures.
-fn capture_rx(n: &mut NetState, in_ports: &[PortId], bufs: &[Vec<u8>], lens: &[usize], count: usize) {
+fn capture_rx(
+    n: &mut NetState,
+    in_ports: &[PortId],
+    bufs: &[Vec<u8>],
+    lens: &[usize],
+    count: usize,
+) {
     for (i, p) in in_ports.iter().enumerate().take(count) {
         let Some(frame) = bufs[i].get(VNET_HDR_LEN..lens[i]) else {
             continue;

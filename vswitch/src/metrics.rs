@@ -111,18 +111,16 @@ pub fn render(inputs: &Inputs) -> String {
     let ports = |f: fn(&crate::datapath::PortCounters) -> u64| -> Vec<(Labels, u64)> {
         nets.iter()
             .flat_map(|n| {
-                n.snapshot
-                    .ports
-                    .iter()
-                    .zip(n.port_names.iter())
-                    .map(move |((_, _, c), (container, iface))| {
+                n.snapshot.ports.iter().zip(n.port_names.iter()).map(
+                    move |((_, _, c), (container, iface))| {
                         let labels = l(&[
                             ("network", &n.name),
                             ("container", container),
                             ("interface", iface),
                         ]);
                         (labels, f(c))
-                    })
+                    },
+                )
             })
             .collect()
     };
@@ -381,13 +379,20 @@ mod tests {
             ..Default::default()
         };
         let t = render(&inputs);
-        assert!(t.contains("# TYPE vswitch_network_rx_frames_total counter\n"), "{t}");
+        assert!(
+            t.contains("# TYPE vswitch_network_rx_frames_total counter\n"),
+            "{t}"
+        );
         assert!(t.contains("vswitch_network_rx_frames_total{network=\"front\\\"end\"} 12\n"));
         assert!(t.contains(
             "vswitch_port_rx_frames_total{network=\"front\\\"end\",container=\"web1\",interface=\"eth0\"} 10\n"
         ));
-        assert!(t.contains("vswitch_drops_total{network=\"front\\\"end\",reason=\"spoofed_ip\"} 4\n"));
-        assert!(t.contains("vswitch_drops_total{network=\"front\\\"end\",reason=\"queue_full\"} 3\n"));
+        assert!(
+            t.contains("vswitch_drops_total{network=\"front\\\"end\",reason=\"spoofed_ip\"} 4\n")
+        );
+        assert!(
+            t.contains("vswitch_drops_total{network=\"front\\\"end\",reason=\"queue_full\"} 3\n")
+        );
         assert!(t.contains("vswitch_nat_flows{network=\"front\\\"end\",protocol=\"icmp\"} 2\n"));
         assert!(t.contains("vswitch_dns_queries_total{container=\"web1\"} 0\n"));
     }

@@ -115,8 +115,8 @@ async fn start(
         }
     };
     let count = num("count", 0)?;
-    let snaplen = u32::try_from(num("snaplen", u64::from(DEFAULT_SNAPLEN))?)
-        .unwrap_or(DEFAULT_SNAPLEN);
+    let snaplen =
+        u32::try_from(num("snaplen", u64::from(DEFAULT_SNAPLEN))?).unwrap_or(DEFAULT_SNAPLEN);
     let iface = q.get("interface").filter(|v| !v.is_empty()).cloned();
     let filter = q.get("filter").cloned().unwrap_or_default();
     let dd = d.clone();

@@ -265,6 +265,10 @@ mod tests {
         assert!(reader.try_recv().is_none(), "not ARP");
         f[12..14].copy_from_slice(&[0x08, 0x06]);
         tap.offer(&f);
-        assert_eq!(reader.try_recv().unwrap().data.len(), 1, "snaplen clamps to 1");
+        assert_eq!(
+            reader.try_recv().unwrap().data.len(),
+            1,
+            "snaplen clamps to 1"
+        );
     }
 }

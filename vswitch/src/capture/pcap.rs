@@ -49,7 +49,12 @@ mod tests {
         assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 65535);
         assert_eq!(u32::from_le_bytes(h[20..24].try_into().unwrap()), 1);
         let mut out = Vec::new();
-        write_record(&mut out, Duration::new(1_700_000_000, 123_456_789), 100, &[7; 60]);
+        write_record(
+            &mut out,
+            Duration::new(1_700_000_000, 123_456_789),
+            100,
+            &[7; 60],
+        );
         assert_eq!(out.len(), RECORD_HEADER_LEN + 60);
         assert_eq!(
             u32::from_le_bytes(out[0..4].try_into().unwrap()),

@@ -96,7 +96,10 @@ pub fn describe(frame: &[u8], orig_len: u32) -> String {
             };
             match proto {
                 Some(p @ (6 | 17)) => {
-                    let (sp, dp) = (be16(frame, l4).unwrap_or(0), be16(frame, l4 + 2).unwrap_or(0));
+                    let (sp, dp) = (
+                        be16(frame, l4).unwrap_or(0),
+                        be16(frame, l4 + 2).unwrap_or(0),
+                    );
                     let name = if p == 6 { "tcp" } else { "UDP" };
                     let _ = write!(out, "{fam} {s}.{sp} > {d}.{dp}: {name}");
                 }

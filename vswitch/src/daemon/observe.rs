@@ -13,7 +13,9 @@ const NAT_STATS_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Daemon {
     /// Everything but the NAT engines' counters (those are asked for asynchronously).
-    fn metrics_inputs(&self) -> Result<(Inputs, Vec<(String, crate::gateway::GatewayHandle)>), Error> {
+    fn metrics_inputs(
+        &self,
+    ) -> Result<(Inputs, Vec<(String, crate::gateway::GatewayHandle)>), Error> {
         let snaps = lock(&self.dp).snapshot().map_err(internal)?;
         // (network id, port index) → (container, interface).
         let mut names: HashMap<(String, u16), (String, String)> = HashMap::new();
