@@ -6,8 +6,10 @@ use std::process::Command;
 use std::time::Duration;
 use vswitch_tests::*;
 
-/// One sample: metric name, labels, value.
-type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
+/// A sample's labels, in the order given.
+type LabelList = Vec<(String, String)>;
+/// Every sample: (metric name, labels) → value.
+type Series = BTreeMap<(String, LabelList), f64>;
 
 fn is_name(s: &str, colon: bool) -> bool {
     let mut cs = s.chars();
@@ -16,7 +18,7 @@ fn is_name(s: &str, colon: bool) -> bool {
 }
 
 /// Parses `{a="x",b="y"}` (escapes `\\`, `\"`, `\n`); returns the labels and the rest.
-fn labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn labels(s: &str) -> Result<(LabelList, &str), String> {
     let Some(mut rest) = s.strip_prefix('{') else {
         return Ok((Vec::new(), s));
     };

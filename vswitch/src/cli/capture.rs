@@ -100,10 +100,7 @@ fn records(buf: &mut Vec<u8>, header_seen: &mut bool, mut io: Option<&mut Io<'_>
         *header_seen = true;
     }
     let mut n = 0;
-    loop {
-        let Some(h) = buf.get(at..at + pcap::RECORD_HEADER_LEN) else {
-            break;
-        };
+    while let Some(h) = buf.get(at..at + pcap::RECORD_HEADER_LEN) {
         let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         let (secs, usec, incl, orig) = (word(0), word(4), word(8) as usize, word(12));
         let start = at + pcap::RECORD_HEADER_LEN;

@@ -110,7 +110,7 @@ impl Daemon {
         snaplen: u32,
     ) -> Result<CaptureReader, Error> {
         let filter = Filter::parse(filter).map_err(|e| Error::InvalidParameter(e.to_string()))?;
-        let net = self.state().find_network(target).map(|n| n.clone());
+        let net = self.state().find_network(target).cloned();
         let (net_id, port) = match net {
             Ok(n) => {
                 if let Some(i) = iface {

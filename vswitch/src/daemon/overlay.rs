@@ -682,12 +682,7 @@ impl Daemon {
 
     /// The tunnel's counters for metrics: per overlay network up here (network id, VNI,
     /// counters) and host-wide; `None` without a cluster store.
-    pub(super) fn tunnel_stats(
-        &self,
-    ) -> Option<(
-        Vec<(String, u32, crate::overlay::TunnelStats)>,
-        crate::overlay::HostStats,
-    )> {
+    pub(super) fn tunnel_stats(&self) -> Option<TunnelCounters> {
         let c = self.cluster.as_ref()?;
         let nets: Vec<(String, u32)> = lock(&c.overlays)
             .iter()
@@ -708,6 +703,12 @@ impl Daemon {
         }
     }
 }
+
+/// Per overlay network (id, VNI, counters), and the host-wide tunnel counters.
+pub(super) type TunnelCounters = (
+    Vec<(String, u32, crate::overlay::TunnelStats)>,
+    crate::overlay::HostStats,
+);
 
 /// Whether an endpoint is on an overlay (its records live in the cluster store).
 pub(super) fn is_overlay(d: &Daemon, ep: &Endpoint) -> bool {
