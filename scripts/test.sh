@@ -12,13 +12,19 @@ cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 
 # Fuzz smoke: every target for a few seconds on stable (-s none: no sanitizer needs nightly).
+# Long runs: scripts/fuzz-long.sh MINUTES.
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 (
   cd fuzz
   for t in $(cargo fuzz list); do
     echo "fuzz smoke: $t (${FUZZ_SECONDS}s)"
-    cargo fuzz run -s none "$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3
+    # Start from the committed, minimized seeds (scripts/fuzz-long.sh); new finds go to a
+    # scratch corpus so the seeds stay as committed.
+    scratch="$(mktemp -d)"
+    mkdir -p "seeds/$t"
+    cargo fuzz run -s none "$t" "$scratch" "seeds/$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -n 3
     test "${PIPESTATUS[0]}" -eq 0
+    rm -rf "$scratch"
   done
 )
 echo "fuzz smoke: all targets ran clean"
