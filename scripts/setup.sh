@@ -18,6 +18,10 @@ command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
 command -v etcd >/dev/null || pkgs+=(etcd-server)
 # The published-port burst test serves with busybox httpd.
 command -v busybox >/dev/null || pkgs+=(busybox-static)
+# The capture tests read our pcap with tcpdump; the metrics test parses the exposition with
+# the Prometheus Python client's parser (Debian's package, for /usr/bin/python3).
+command -v tcpdump >/dev/null || pkgs+=(tcpdump)
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || pkgs+=(python3-prometheus-client)
 if ((${#pkgs[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${pkgs[@]}"

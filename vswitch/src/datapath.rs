@@ -4,9 +4,12 @@
 //! out with `writev` (virtio-net header + frame), so 64 KiB TSO frames cross whole and nothing
 //! is allocated per frame. The control plane talks to workers over a channel plus an eventfd.
 
+use crate::capture::Tap;
 use crate::port::tap::VNET_HDR_LEN;
 use crate::port::PortIo;
-use crate::switch::{Decisions, FrameRef, PortConfig, PortId, Switch, SwitchConfig};
+use crate::switch::{
+    Counters, Decisions, FrameRef, PortConfig, PortId, PortKind, Switch, SwitchConfig,
+};
 use crate::wire::vnet_hdr::resolve_offloads;
 use crate::wire::{ArpRepr, MacAddr, VnetHdr, VnetHdrRepr};
 use crossbeam::channel::{self, Receiver, Sender};
@@ -39,6 +42,8 @@ pub enum DatapathError {
     Switch(String),
     #[error("datapath: worker stopped")]
     WorkerGone,
+    #[error("datapath: network {0} has no {1}")]
+    NoPort(String, PortId),
 }
 
 fn sys(op: &'static str) -> impl FnOnce(io::Error) -> DatapathError {
@@ -53,6 +58,32 @@ pub struct NetStats {
     pub tx_dropped: u64,
     pub switch_drops: u64,
     pub fdb_entries: usize,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Frames a capture could not take (its reader was behind).
+    pub capture_dropped: u64,
+}
+
+/// Counters of one port since it was attached (frames and bytes without the vnet header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames the port did not take (its queue was full, or the write failed).
+    pub tx_dropped: u64,
+}
+
+/// Everything the metrics exporter reads of one network, copied by its worker on request.
+#[derive(Debug, Clone)]
+pub struct NetSnapshot {
+    pub net: String,
+    pub stats: NetStats,
+    pub switch: Counters,
+    pub ports: Vec<(PortId, PortKind, PortCounters)>,
+    /// Captures attached now.
+    pub captures: usize,
 }
 
 enum Ctl {
@@ -89,6 +120,15 @@ enum Ctl {
     RemoveRemote {
         net: String,
         mac: MacAddr,
+        reply: Sender<Result<(), DatapathError>>,
+    },
+    Snapshot {
+        reply: Sender<Vec<NetSnapshot>>,
+    },
+    AddCapture {
+        net: String,
+        port: Option<PortId>,
+        tap: Tap,
         reply: Sender<Result<(), DatapathError>>,
     },
 }
@@ -289,6 +329,43 @@ impl Datapath {
         )?;
         rx.recv().map_err(|_| DatapathError::WorkerGone)
     }
+
+    /// Every network's counters, from every worker (each copies its own between batches).
+    pub fn snapshot(&self) -> Result<Vec<NetSnapshot>, DatapathError> {
+        let mut waits = Vec::with_capacity(self.workers.len());
+        for w in 0..self.workers.len() {
+            let (tx, rx) = channel::bounded(1);
+            self.send(w, Ctl::Snapshot { reply: tx })?;
+            waits.push(rx);
+        }
+        let mut out = Vec::new();
+        for rx in waits {
+            out.extend(rx.recv().map_err(|_| DatapathError::WorkerGone)?);
+        }
+        Ok(out)
+    }
+
+    /// Attaches a capture to `net` (one port of it when `port` is given; see
+    /// [`crate::capture`]). It lasts until its reader is dropped.
+    pub fn add_capture(
+        &self,
+        net: &str,
+        port: Option<PortId>,
+        tap: Tap,
+    ) -> Result<(), DatapathError> {
+        let w = self.worker_of(net)?;
+        let (tx, rx) = channel::bounded(1);
+        self.send(
+            w,
+            Ctl::AddCapture {
+                net: net.to_string(),
+                port,
+                tap,
+                reply: tx,
+            },
+        )?;
+        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+    }
 }
 
 struct Slot {
@@ -305,6 +382,10 @@ struct NetState {
     /// PortId index → slot in `Worker::ports`.
     slots: Vec<Option<usize>>,
     stats: NetStats,
+    /// PortId index → counters of the port there now.
+    port_stats: Vec<PortCounters>,
+    /// Active captures (usually none).
+    taps: Vec<Tap>,
 }
 
 struct Worker {
@@ -397,6 +478,7 @@ impl Worker {
                 let now = self.start.elapsed();
                 for n in self.nets.iter_mut().flatten() {
                     n.switch.expire(now);
+                    n.taps.retain(|t| !t.is_closed());
                 }
             }
         }
@@ -429,6 +511,8 @@ impl Worker {
                     switch: Switch::new(cfg),
                     slots: Vec::new(),
                     stats: NetStats::default(),
+                    port_stats: Vec::new(),
+                    taps: Vec::new(),
                 });
                 self.net_index.insert(net, idx);
             }
@@ -454,6 +538,9 @@ impl Worker {
                 if let Some(&idx) = self.net_index.get(&net) {
                     if let Some(n) = self.nets[idx].as_mut() {
                         let _ = n.switch.remove_port(port);
+                        // A capture of this port ends with it (its id may be reused).
+                        n.taps
+                            .retain(|t| t.scope() != crate::capture::Scope::Port(port));
                         if let Some(slot) = n.slots.get_mut(port.index()).and_then(Option::take) {
                             self.close_slot(slot);
                         }
@@ -492,6 +579,35 @@ impl Worker {
                         s
                     });
                 let _ = reply.send(s);
+            }
+            Ctl::Snapshot { reply } => {
+                let v = self.nets.iter().flatten().map(snapshot_of).collect();
+                let _ = reply.send(v);
+            }
+            Ctl::AddCapture {
+                net,
+                port,
+                tap,
+                reply,
+            } => {
+                let r = match self
+                    .net_index
+                    .get(&net)
+                    .and_then(|&i| self.nets[i].as_mut())
+                {
+                    None => Err(DatapathError::NoNetwork(net)),
+                    Some(n) => match port {
+                        Some(p) if n.slots.get(p.index()).copied().flatten().is_none() => {
+                            Err(DatapathError::NoPort(net, p))
+                        }
+                        _ => {
+                            n.taps.retain(|t| !t.is_closed());
+                            n.taps.push(tap);
+                            Ok(())
+                        }
+                    },
+                };
+                let _ = reply.send(r);
             }
         }
     }
@@ -550,6 +666,11 @@ impl Worker {
             n.slots.resize(port.index() + 1, None);
         }
         n.slots[port.index()] = Some(slot);
+        if n.port_stats.len() <= port.index() {
+            n.port_stats
+                .resize(port.index() + 1, PortCounters::default());
+        }
+        n.port_stats[port.index()] = PortCounters::default();
         self.ports[slot] = Some(Slot {
             net: idx,
             port,
@@ -629,6 +750,17 @@ impl Worker {
         // such reads do not happen on a vnet-hdr TAP (the kernel always writes the header).
         n.switch.process_batch(frames, now, &mut self.decisions);
         n.stats.rx_frames += count as u64;
+        for (i, p) in in_ports.iter().enumerate().take(count) {
+            let len = self.lens[i].saturating_sub(VNET_HDR_LEN) as u64;
+            n.stats.rx_bytes += len;
+            if let Some(c) = n.port_stats.get_mut(p.index()) {
+                c.rx_frames += 1;
+                c.rx_bytes += len;
+            }
+        }
+        if !n.taps.is_empty() {
+            capture_rx(n, in_ports, &self.bufs, &self.lens, count);
+        }
         for tx in self.decisions.tx() {
             let Some(slot) = n.slots.get(tx.port.index()).copied().flatten() else {
                 continue;
@@ -672,13 +804,75 @@ impl Worker {
                     &[&self.reply_hdr, self.decisions.reply(r)],
                 ),
             };
+            let bytes = match tx.frame {
+                FrameRef::Input(i) => &self.bufs[i as usize][VNET_HDR_LEN..self.lens[i as usize]],
+                FrameRef::Reply(r) => self.decisions.reply(r),
+            };
+            let c = n.port_stats.get_mut(tx.port.index());
             if ok {
                 n.stats.tx_frames += 1;
+                n.stats.tx_bytes += bytes.len() as u64;
+                if let Some(c) = c {
+                    c.tx_frames += 1;
+                    c.tx_bytes += bytes.len() as u64;
+                }
             } else {
                 n.stats.tx_dropped += 1;
+                if let Some(c) = c {
+                    c.tx_dropped += 1;
+                }
+            }
+            if !n.taps.is_empty() {
+                let reply = matches!(tx.frame, FrameRef::Reply(_));
+                for t in n.taps.iter_mut().filter(|t| t.wants_tx(tx.port, reply)) {
+                    if t.offer(bytes) {
+                        n.stats.capture_dropped += 1;
+                    }
+                }
             }
         }
         let _ = &n.id;
+    }
+}
+
+/// Offers a batch's input frames to the network's captures.
+fn capture_rx(
+    n: &mut NetState,
+    in_ports: &[PortId],
+    bufs: &[Vec<u8>],
+    lens: &[usize],
+    count: usize,
+) {
+    for (i, p) in in_ports.iter().enumerate().take(count) {
+        let Some(frame) = bufs[i].get(VNET_HDR_LEN..lens[i]) else {
+            continue;
+        };
+        for t in n.taps.iter_mut().filter(|t| t.wants_rx(*p)) {
+            if t.offer(frame) {
+                n.stats.capture_dropped += 1;
+            }
+        }
+    }
+}
+
+fn snapshot_of(n: &NetState) -> NetSnapshot {
+    let mut stats = n.stats.clone();
+    stats.switch_drops = n.switch.counters().total_drops();
+    stats.fdb_entries = n.switch.fdb().len();
+    let ports = n
+        .switch
+        .ports()
+        .map(|(id, cfg)| {
+            let c = n.port_stats.get(id.index()).copied().unwrap_or_default();
+            (id, cfg.kind, c)
+        })
+        .collect();
+    NetSnapshot {
+        net: n.id.clone(),
+        stats,
+        switch: n.switch.counters().clone(),
+        ports,
+        captures: n.taps.iter().filter(|t| !t.is_closed()).count(),
     }
 }
 

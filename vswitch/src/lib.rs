@@ -1,6 +1,7 @@
 //! vswitch: a userspace virtual switch giving containers Docker's networking.
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
@@ -8,6 +9,7 @@ pub mod datapath;
 pub mod dns;
 pub mod gateway;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod netlink;

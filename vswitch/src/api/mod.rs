@@ -6,6 +6,7 @@
 pub mod filters;
 pub mod json;
 pub mod socket;
+pub mod observe;
 
 use crate::daemon::Daemon;
 use crate::model::Error;
@@ -39,7 +40,7 @@ pub async fn serve(listener: tokio::net::UnixListener, daemon: Arc<Daemon>) {
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let d = d.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
+                async move { Ok::<_, std::convert::Infallible>(observe::dispatch(d, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -147,6 +148,7 @@ async fn route(
         (Method::GET | Method::HEAD, ["_ping"]) => Ok(ping(method)),
         (Method::GET, ["version"]) => Ok(ok_json(200, &d.version())),
         (Method::GET, ["info"]) => Ok(ok_json(200, &d.info())),
+        (Method::GET, ["metrics"]) => observe::metrics(d).await,
         (Method::GET, ["networks"]) => {
             let f = Filters::parse(q.get("filters").map(String::as_str))?;
             Ok(ok_raw(200, d.list_networks(&f)?))

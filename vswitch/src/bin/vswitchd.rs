@@ -56,6 +56,9 @@ struct Args {
     /// "cluster-advertise", "data-path-port", "cluster-store-ttl"); flags win over it.
     #[arg(long = "config-file")]
     config_file: Option<PathBuf>,
+    /// Also serve Prometheus metrics (GET /metrics) over plain HTTP on HOST:PORT.
+    #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -247,6 +250,16 @@ fn run(args: Args) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
             tracing::info!("API listening on unix://{}", path.display());
             servers.push(tokio::spawn(vswitch::api::serve(l, daemon.clone())));
+        }
+        if let Some(addr) = args.metrics_addr {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            servers.push(tokio::spawn(vswitch::api::observe::serve_metrics(
+                l,
+                daemon.clone(),
+            )));
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("signal handler: {e}"))?;

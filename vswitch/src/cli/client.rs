@@ -231,6 +231,34 @@ impl Client {
         })
     }
 
+    /// `GET /vX/<path>` on a connection of its own whose body is read as it arrives (a
+    /// capture); statuses ≥ 400 become [`ClientError::Daemon`] as with [`Client::request`].
+    pub async fn get_stream(
+        &mut self,
+        path: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.negotiate().await?;
+        let full = format!("/v{}{}", self.version, path);
+        let mut sender = self.connect().await?;
+        let req = build_request(&Method::GET, &full, None)?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = resp.status();
+        if status.as_u16() >= 400 {
+            let headers = resp.headers().clone();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?
+                .to_bytes();
+            return Err(self.daemon_error(status, &headers, &body, &full));
+        }
+        Ok(resp)
+    }
+
     /// API version negotiation (once), as the docker client does it: `HEAD /_ping`
     /// (then `GET /_ping` unless the HEAD got 200 or 500) and adopt the daemon's
     /// `Api-Version` when lower than ours (a missing header means 1.24). A ping that

@@ -13,6 +13,7 @@
 //!
 //! To add a top-level command, add a variant to [`Command`] and a branch in [`run`].
 
+pub mod capture;
 pub mod client;
 pub mod container;
 pub mod format;
@@ -74,6 +75,8 @@ pub enum Command {
     Rm(container::RmArgs),
     /// List a sandbox's published ports
     Port(container::PortArgs),
+    /// Capture what the switch sees on a network or a container's interface (pcap)
+    Capture(capture::CaptureArgs),
 }
 
 /// A failed command: the text for stderr (if any) and the exit code.
@@ -161,6 +164,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Ps(a) => container::ps(&mut client, a, io).await,
         Command::Rm(a) => container::rm(&mut client, a, io).await,
         Command::Port(a) => container::port(&mut client, a, io).await,
+        Command::Capture(a) => capture::capture(&mut client, a, io).await,
     }
 }
 

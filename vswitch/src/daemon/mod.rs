@@ -3,6 +3,7 @@
 //! datapath step fails the model change is undone, so nothing is left half-made.
 
 pub mod lock;
+mod observe;
 mod overlay;
 mod restore;
 

@@ -826,6 +826,22 @@ impl Daemon {
         })
     }
 
+    /// The tunnel's counters for metrics: per overlay network up here (network id, VNI,
+    /// counters) and host-wide; `None` without a cluster store.
+    pub(super) fn tunnel_stats(&self) -> Option<TunnelCounters> {
+        let c = self.cluster.as_ref()?;
+        let nets: Vec<(String, u32)> = lock(&c.overlays)
+            .iter()
+            .map(|(id, (vni, _))| (id.clone(), *vni))
+            .collect();
+        let t = lock(&c.tunnels);
+        let per = nets
+            .into_iter()
+            .filter_map(|(id, vni)| t.stats(vni).map(|s| (id, vni, s)))
+            .collect();
+        Some((per, t.host_stats()))
+    }
+
     /// Graceful stop: revoke the lease so other hosts drop our endpoints at once.
     pub fn close_cluster(&self) {
         if let Some(client) = self.cluster.as_ref().and_then(|c| c.link.get()) {
@@ -902,6 +918,12 @@ async fn follow(weak: std::sync::Weak<Daemon>, mut rx: tokio::sync::mpsc::Receiv
         }
     }
 }
+
+/// Per overlay network (id, VNI, counters), and the host-wide tunnel counters.
+pub(super) type TunnelCounters = (
+    Vec<(String, u32, crate::overlay::TunnelStats)>,
+    crate::overlay::HostStats,
+);
 
 /// Whether an endpoint is on an overlay (its records live in the cluster store).
 pub(super) fn is_overlay(d: &Daemon, ep: &Endpoint) -> bool {

@@ -15,8 +15,8 @@ pub mod wire;
 use std::net::IpAddr;
 
 pub use server::{
-    sandbox_resolv_conf, upstreams_from_resolv_conf, DnsError, Resolver, DNS_ADDR, DNS_PORT,
-    FORWARD_TIMEOUT, MAX_IN_FLIGHT,
+    sandbox_resolv_conf, upstreams_from_resolv_conf, DnsError, DnsStats, Resolver, DNS_ADDR,
+    DNS_PORT, FORWARD_TIMEOUT, MAX_IN_FLIGHT,
 };
 pub use wire::{names_equal, normalize_name};
 use wire::{Class, Message, Packet, Rcode, Record, Type};

@@ -13,7 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,12 +95,44 @@ struct Shared {
     in_flight: Arc<Semaphore>,
     /// Round-robin counter handed to [`answer_over`].
     rotate: AtomicUsize,
+    counters: Arc<Counters>,
+}
+
+/// What a resolver has done since it started (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnsStats {
+    /// Messages received (UDP datagrams and TCP messages).
+    pub queries: u64,
+    /// Answered from the sandbox's networks (names known, or NXDOMAIN/errors made here).
+    pub answers: u64,
+    /// Sent on to the upstream resolvers.
+    pub forwards: u64,
+    /// Ignored (too short, or themselves responses).
+    pub dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    queries: AtomicU64,
+    answers: AtomicU64,
+    forwards: AtomicU64,
+    dropped: AtomicU64,
 }
 
 impl Shared {
     fn decide(&self, query: &[u8], transport: Transport) -> Answer {
         let rotate = self.rotate.fetch_add(1, Ordering::Relaxed);
-        answer_over(query, &self.asker, self.view.as_ref(), rotate, transport)
+        let a = answer_over(query, &self.asker, self.view.as_ref(), rotate, transport);
+        let c = &self.counters;
+        c.queries.fetch_add(1, Ordering::Relaxed);
+        match a {
+            Answer::Local(_) => &c.answers,
+            Answer::Forward if self.upstreams.is_empty() => &c.answers,
+            Answer::Forward => &c.forwards,
+            Answer::Drop => &c.dropped,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        a
     }
 }
 
@@ -110,6 +142,7 @@ impl Shared {
 pub struct Resolver {
     asker: String,
     tasks: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
 }
 
 impl Resolver {
@@ -140,7 +173,9 @@ impl Resolver {
             upstreams,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             rotate: AtomicUsize::new(0),
+            counters: Arc::new(Counters::default()),
         });
+        let counters = shared.counters.clone();
         tracing::debug!(
             "dns: resolver for {asker} in {} (upstreams {:?})",
             netns_path.display(),
@@ -150,7 +185,22 @@ impl Resolver {
             rt.spawn(serve_udp(udp, shared.clone())),
             rt.spawn(serve_tcp(tcp, shared)),
         ];
-        Ok(Resolver { asker, tasks })
+        Ok(Resolver {
+            asker,
+            tasks,
+            counters,
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> DnsStats {
+        let c = &self.counters;
+        DnsStats {
+            queries: c.queries.load(Ordering::Relaxed),
+            answers: c.answers.load(Ordering::Relaxed),
+            forwards: c.forwards.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// The sandbox this resolver serves.

@@ -761,7 +761,7 @@ impl Driver {
             Event::AddNeighbor(ip, mac) => self.nat.add_neighbor(ip, mac),
             Event::RemoveNeighbor(ip) => self.nat.remove_neighbor(ip),
             Event::Stats(tx) => {
-                let _ = tx.send(self.nat.stats().clone());
+                let _ = tx.send(self.nat.snapshot());
             }
             Event::TcpConnected(flow, r) => match r {
                 Ok(stream) if self.tcp.contains_key(&flow) => {

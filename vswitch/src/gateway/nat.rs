@@ -185,6 +185,14 @@ pub struct NatStats {
     pub no_neighbor: u64,
     /// New flows refused at the cap.
     pub flow_cap_hits: u64,
+    /// Connections accepted on published TCP ports and relayed into a container.
+    pub published_tcp: u64,
+    /// New UDP clients of published UDP ports.
+    pub published_udp: u64,
+    /// Flows alive now, by protocol (set by [`Nat::snapshot`]).
+    pub tcp_flows: u64,
+    pub udp_flows: u64,
+    pub icmp_flows: u64,
 }
 
 struct TcpFlow {
@@ -509,6 +517,15 @@ impl Nat {
     /// Counters.
     pub fn stats(&self) -> &NatStats {
         &self.stats
+    }
+
+    /// The counters with the flows alive now.
+    pub fn snapshot(&self) -> NatStats {
+        let mut s = self.stats.clone();
+        s.tcp_flows = self.tcp.len() as u64;
+        s.udp_flows = self.udp.len() as u64;
+        s.icmp_flows = self.icmp.len() as u64;
+        s
     }
 
     /// Flows alive (TCP + UDP + ICMP).
@@ -893,6 +910,7 @@ impl Nat {
         self.tcp.insert(flow, TcpFlow::new(handle, key, true));
         self.tcp_keys.insert(key, flow);
         self.pacer.enqueue(container, flow);
+        self.stats.published_tcp += 1;
         Ok(flow)
     }
 
@@ -961,6 +979,7 @@ impl Nat {
                 );
                 self.udp_keys.insert(key, flow);
                 self.udp_inbound_keys.insert((publication, client), flow);
+                self.stats.published_udp += 1;
                 flow
             }
         };
