@@ -5,8 +5,8 @@
 
 pub mod filters;
 pub mod json;
-pub mod socket;
 pub mod observe;
+pub mod socket;
 
 use crate::daemon::Daemon;
 use crate::model::Error;
