@@ -15,6 +15,11 @@ VXLAN overlay (VNI 256, port 4789, MTU 1450):
   - vswitchd: one daemon per host (--cluster-store etcd://…, etcd on host 1) and
     `network create -d overlay`: the userspace switch and its VXLAN tunnel socket.
 
+Docker rows: two real Docker containers (Debian's dockerd, a busybox image) on a network of
+vswitchd's remote network driver, measured like the same-host rows and compared with the same
+kernel bridge + veth figures (`--only-docker`: just TCP and RTT for kernel, vswitch sandboxes
+and Docker containers).
+
 Everything lives in namespaces named vsb-*-<pid>, removed at the end (also on failure).
 Needs root. Usage: bench/bench.py [--seconds 5] [--runs 3] [--release]
 """
@@ -382,6 +387,100 @@ class VswitchOverlay:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class VswitchDocker:
+    """Two real Docker containers (dockerd from docker.io, busybox image) on a network of the
+    vswitch remote driver; vswitchd and dockerd share one namespace, as on a host."""
+
+    def __init__(self, release):
+        self.ns = netns("vsk")
+        self.dir = tempfile.mkdtemp(prefix=f"vsb-{PID}-dk-")
+        self.bin = os.path.join(ROOT, "target", "release" if release else "debug")
+        self.driver = f"vsb-{PID}"
+        self.plugin = f"/run/docker/plugins/{self.driver}.sock"
+        os.makedirs("/run/docker/plugins", exist_ok=True)
+        d = self.dir
+        self.vs = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.ns}", "--", os.path.join(self.bin, "vswitchd"),
+             "-H", f"unix://{d}/vs.sock", "--data-root", f"{d}/vs-data", "--exec-root",
+             f"{d}/vs-exec", "--docker-plugin-socket", self.plugin, "-l", "warn"],
+            stdout=subprocess.DEVNULL, stderr=open(f"{d}/vs.log", "w"))
+        with open(f"{d}/daemon.json", "w") as f:
+            f.write("{}")
+        self.dd = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.ns}", "--", "dockerd", "--config-file",
+             f"{d}/daemon.json", "--data-root", f"{d}/dd-data", "--exec-root", f"{d}/dd-exec",
+             "-H", f"unix://{d}/dd.sock", "--pidfile", f"{d}/dd.pid", "--bridge=none",
+             "--iptables=false", "--ip-forward=false", "--ip-masq=false", "--storage-driver=vfs",
+             "--containerd-namespace", self.driver, "--containerd-plugins-namespace",
+             self.driver + "p"],
+            stdout=subprocess.DEVNULL, stderr=open(f"{d}/dd.log", "w"))
+        deadline = time.time() + 60
+        while subprocess.run(self.docker_argv("version"), capture_output=True).returncode != 0:
+            if time.time() > deadline or self.dd.poll() is not None:
+                raise RuntimeError("dockerd did not start")
+            time.sleep(0.2)
+        root = f"{d}/rootfs"
+        os.makedirs(f"{root}/bin")
+        shutil.copy("/bin/busybox", f"{root}/bin/busybox")
+        os.symlink("busybox", f"{root}/bin/sleep")
+        sh("tar", "-C", root, "-cf", f"{d}/rootfs.tar", ".")
+        self.docker("import", f"{d}/rootfs.tar", "vsbbb:latest")
+        self.docker("network", "create", "-d", self.driver, "--subnet", "10.206.0.0/24", "benchnet")
+        self.containers = ("c1", "c2")
+        for n in self.containers:
+            self.docker("run", "-d", "--name", n, "--network", "benchnet", "vsbbb", "sleep", "3600")
+        self.c2_ip = self.docker("inspect", "-f",
+                                 "{{.NetworkSettings.Networks.benchnet.IPAddress}}", "c2").strip()
+
+    def docker_argv(self, *args):
+        return ["docker", "-H", f"unix://{self.dir}/dd.sock", *args]
+
+    def docker(self, *args):
+        return sh(*self.docker_argv(*args), timeout=120)
+
+    def key(self, name):
+        return self.docker("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", name).strip()
+
+    def daemon_pid(self):
+        return self.vs.pid
+
+    def close(self):
+        try:
+            self.docker("rm", "-f", *self.containers)
+        except Exception as e:  # keep tearing down
+            print(f"teardown: {e}", file=sys.stderr)
+        for p in (self.dd, self.vs):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        # containerd and its shims carry our directory in their command lines.
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if self.dir.encode() in f.read():
+                            os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+        with open("/proc/self/mountinfo") as f:
+            mounts = [l.split()[4] for l in f if l.split()[4].startswith(self.dir)]
+        for m in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.path.exists(self.plugin):
+            os.remove(self.plugin)
+
+
+def measure_tcp_rtt(c1, c2, ip, seconds, runs, prefix=""):
+    res = {"tcp1": median([iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)])}
+    rtts = [sockperf_rtt(c1, c2, ip, seconds) for _ in range(runs)]
+    res["rtt_p50"] = median([r[0] for r in rtts])
+    res["rtt_p99"] = median([r[1] for r in rtts])
+    return {prefix + k: v for k, v in res.items()}
+
+
 def median(xs):
     xs = sorted(x for x in xs if x is not None)
     return xs[len(xs) // 2] if xs else None
@@ -418,14 +517,26 @@ def main():
     ap.add_argument("--release", action="store_true", help="build and use release binaries")
     ap.add_argument("--only-overlay", action="store_true", help="overlay rows only")
     ap.add_argument("--no-overlay", action="store_true", help="no overlay rows")
+    ap.add_argument("--only-docker", action="store_true",
+                    help="same-host TCP/RTT rows only: kernel, vswitch sandboxes, Docker containers")
+    ap.add_argument("--no-docker", action="store_true", help="no Docker rows")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench needs root (it creates network namespaces)")
     ensure_tools()
-    vs = ov = None
+    vs = ov = dk = None
     kern, user = {}, {}
     try:
-        if not a.only_overlay:
+        if a.only_docker:
+            if a.release:
+                sh("cargo", "build", "--release", "--bins", capture=False, timeout=1800)
+            k1, k2, kip = kernel_world()
+            kern = measure_tcp_rtt(k1, k2, kip, a.seconds, a.runs)
+            vs = Vswitch(a.release)
+            user = measure_tcp_rtt(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs)
+            vs.close()
+            vs = None
+        if not a.only_overlay and not a.only_docker:
             k1, k2, kip = kernel_world()
             kern = measure(k1, k2, kip, a.seconds, a.runs)
             kc, ko, kip = kernel_nat_world()
@@ -437,7 +548,17 @@ def main():
                                     a.seconds, a.runs))
             vs.close()
             vs = None
-        if not a.no_overlay:
+        if not a.no_docker and not a.only_overlay:
+            dk = VswitchDocker(a.release)
+            user.update(measure_tcp_rtt(dk.key("c1"), dk.key("c2"), dk.c2_ip, a.seconds,
+                                        a.runs, prefix="dk_"))
+            # The kernel reference is the same-host bridge + veth pair of this run.
+            for k in ("tcp1", "rtt_p50", "rtt_p99"):
+                if k in kern:
+                    kern["dk_" + k] = kern[k]
+            dk.close()
+            dk = None
+        if not a.no_overlay and not a.only_docker:
             o1, o2, oip = kernel_overlay_world()
             kern.update(measure(o1, o2, oip, a.seconds, a.runs, prefix="ovl_"))
             if a.release and a.only_overlay:
@@ -446,6 +567,8 @@ def main():
             user.update(measure(ov.key(0, "c1"), ov.key(1, "c2"), ov.c2_ip, a.seconds, a.runs,
                                 pid=ov.daemon_pids(), prefix="ovl_"))
     finally:
+        if dk:
+            dk.close()
         if vs:
             vs.close()
         if ov:
@@ -459,6 +582,9 @@ def main():
         ("UDP 64 B (kpps received)", "udp_kpps", True),
         ("RTT p50 (us)", "rtt_p50", False),
         ("RTT p99 (us)", "rtt_p99", False),
+        ("Docker containers on a vswitch network: TCP 1 stream (Gbit/s)", "dk_tcp1", True),
+        ("Docker containers on a vswitch network: RTT p50 (us)", "dk_rtt_p50", False),
+        ("Docker containers on a vswitch network: RTT p99 (us)", "dk_rtt_p99", False),
         ("NAT: TCP container -> outside (Gbit/s)", "nat_out", True),
         ("NAT: TCP outside -> published port (Gbit/s)", "nat_in", True),
         ("Overlay: TCP 1 stream (Gbit/s)", "ovl_tcp1", True),

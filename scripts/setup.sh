@@ -22,6 +22,12 @@ command -v busybox >/dev/null || pkgs+=(busybox-static)
 # the Prometheus Python client's parser (Debian's package, for /usr/bin/python3).
 command -v tcpdump >/dev/null || pkgs+=(tcpdump)
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || pkgs+=(python3-prometheus-client)
+# `vswitch network graph` renders SVG through graphviz (tests/tests/graph.rs).
+command -v dot >/dev/null || pkgs+=(graphviz)
+python3 -c 'import docker' 2>/dev/null || python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
+# The Docker plugin tests run a real dockerd (with containerd and runc) and a busybox image.
+command -v dockerd >/dev/null || pkgs+=(docker.io)
+[ -x /bin/busybox ] || pkgs+=(busybox-static)
 if ((${#pkgs[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${pkgs[@]}"
@@ -30,6 +36,19 @@ fi
 if ! command -v docker >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq docker-cli || apt-get install -y -qq docker.io
+fi
+# tests/tests/api_sdk.rs drives the daemon with the real Docker SDK for Python.
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker || python3 -m pip install -q --break-system-packages docker
+# The CNI tests run the plugin as a runtime does and a real Podman (4.3, CNI backend, runc)
+# with host-local/static IPAM from containernetworking-plugins and a busybox image.
+cni_pkgs=()
+command -v podman >/dev/null || cni_pkgs+=(podman)
+command -v runc >/dev/null || cni_pkgs+=(runc)
+[ -x /usr/lib/cni/host-local ] || cni_pkgs+=(containernetworking-plugins)
+dpkg -s busybox-static >/dev/null 2>&1 || cni_pkgs+=(busybox-static)
+if ((${#cni_pkgs[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq "${cni_pkgs[@]}"
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 for c in clippy rustfmt; do rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"; done

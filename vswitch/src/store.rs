@@ -42,6 +42,8 @@ pub enum StoreError {
 pub enum Kind {
     Network,
     Sandbox,
+    /// Endpoints made through the Docker remote driver (their TAP and SandboxKey).
+    DockerEndpoint,
 }
 
 impl Kind {
@@ -49,12 +51,14 @@ impl Kind {
         match self {
             Kind::Network => "networks",
             Kind::Sandbox => "sandboxes",
+            Kind::DockerEndpoint => "docker-endpoints",
         }
     }
     fn name(self) -> &'static str {
         match self {
             Kind::Network => "network",
             Kind::Sandbox => "sandbox",
+            Kind::DockerEndpoint => "docker endpoint",
         }
     }
 }
@@ -73,7 +77,7 @@ pub struct Loaded<T> {
 impl Store {
     pub fn open(data_root: &Path) -> Result<Self, StoreError> {
         let root = data_root.join("state");
-        for kind in [Kind::Network, Kind::Sandbox] {
+        for kind in [Kind::Network, Kind::Sandbox, Kind::DockerEndpoint] {
             let dir = root.join(kind.dir());
             fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
                 path: dir.clone(),

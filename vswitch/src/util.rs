@@ -79,19 +79,11 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     s
 }
 
-/// Parse the subset of RFC 3339 that `rfc3339` writes (used by prune's `until`).
+/// Seconds since the epoch of an RFC 3339 time (any UTC offset), as Go's `time.Parse`.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + se)
+    crate::gotime::GoTime::parse_rfc3339(s)
+        .ok()
+        .map(|t| t.unix())
 }
 
 // Howard Hinnant's civil calendar algorithms.
@@ -108,21 +100,21 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Write a file atomically (temp file + rename) so readers never see it half-written.
+/// Write a file atomically and durably: temp file, fsync, rename, fsync of the directory —
+/// after a crash the file is either the old or the new content (the host id must survive).
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 pub fn unix_now() -> i64 {
@@ -132,38 +124,96 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Parse a Go duration such as `24h`, `90m`, `1h30m`, `10s` into seconds.
-pub fn parse_go_duration(s: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push('s');
-            chars.next();
-        }
-        let v: f64 = num.parse().ok()?;
-        num.clear();
-        let mult = match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        total += v * mult;
-        any = true;
+/// Largest Go duration: `time.Duration` is an int64 of nanoseconds.
+const MAX_DURATION_NS: u64 = 1 << 63;
+
+/// Go's `time.ParseDuration` (`-1h30m`, `1.5s`, `300ms`, `2us`, `2µs`, `10ns`, `0`), in
+/// nanoseconds; `None` where Go returns an error (no unit, unknown unit, overflow).
+pub fn parse_go_duration_ns(s: &str) -> Option<i64> {
+    let (neg, mut s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if s == "0" {
+        return Some(0);
     }
-    if !num.is_empty() || !any {
+    if s.is_empty() {
         return None;
     }
-    Some(total as i64)
+    let mut total: u64 = 0;
+    while !s.is_empty() {
+        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
+        let mut v: u64 = 0;
+        for c in s[..int_len].bytes() {
+            // Go: an integer part that overflows is an error.
+            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            if v > MAX_DURATION_NS {
+                return None;
+            }
+        }
+        s = &s[int_len..];
+        let (mut frac, mut scale) = (0u64, 1f64);
+        let mut frac_len = 0;
+        if let Some(rest) = s.strip_prefix('.') {
+            frac_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let mut overflow = false;
+            // Go's leadingFraction: digits past what fits are ignored.
+            for c in rest[..frac_len].bytes() {
+                if overflow {
+                    continue;
+                }
+                match frac
+                    .checked_mul(10)
+                    .and_then(|y| y.checked_add(u64::from(c - b'0')))
+                    .filter(|y| *y <= MAX_DURATION_NS)
+                {
+                    Some(y) => {
+                        frac = y;
+                        scale *= 10.0;
+                    }
+                    None => overflow = true,
+                }
+            }
+            s = &rest[frac_len..];
+        }
+        if int_len == 0 && frac_len == 0 {
+            return None;
+        }
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
+        let unit_ns: u64 = match &s[..unit_len] {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        s = &s[unit_len..];
+        if v > MAX_DURATION_NS / unit_ns {
+            return None;
+        }
+        v *= unit_ns;
+        if frac > 0 {
+            v = v.checked_add((frac as f64 * (unit_ns as f64 / scale)) as u64)?;
+            if v > MAX_DURATION_NS {
+                return None;
+            }
+        }
+        total = total.checked_add(v).filter(|t| *t <= MAX_DURATION_NS)?;
+    }
+    if neg {
+        return Some((total as i128).wrapping_neg() as i64);
+    }
+    i64::try_from(total).ok()
+}
+
+/// A Go duration in whole seconds (truncated toward zero), for filters like `until=24h`.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    parse_go_duration_ns(s).map(|ns| ns / 1_000_000_000)
 }
 
 #[cfg(test)]
@@ -182,6 +232,18 @@ mod tests {
             "2025-06-01T10:00:00.2Z"
         );
         assert_eq!(parse_rfc3339("2025-06-01T10:00:00.2Z"), Some(1_748_772_000));
+        // UTC offsets count (the old parser ignored them).
+        assert_eq!(
+            parse_rfc3339("2025-06-01T12:00:00+02:00"),
+            Some(1_748_772_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-06-01T05:30:00-04:30"),
+            Some(1_748_772_000)
+        );
+        assert_eq!(parse_rfc3339("2025-06-01T10:00:00"), None);
+        assert_eq!(parse_rfc3339("2025-02-30T10:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2025-06-01T10:00:00Zjunk"), None);
     }
 
     #[test]
@@ -198,5 +260,56 @@ mod tests {
         assert_eq!(parse_go_duration("1h30m"), Some(5_400));
         assert_eq!(parse_go_duration("10"), None);
         assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("-1h"), Some(-3600));
+        assert_eq!(parse_go_duration("+90s"), Some(90));
+        assert_eq!(parse_go_duration("1.5m"), Some(90));
+    }
+
+    #[test]
+    fn go_durations_in_nanoseconds_as_go() {
+        let ns = parse_go_duration_ns;
+        assert_eq!(ns("0"), Some(0));
+        assert_eq!(ns("-0"), Some(0));
+        assert_eq!(ns("10ns"), Some(10));
+        assert_eq!(ns("2us"), Some(2_000));
+        assert_eq!(ns("2\u{b5}s"), Some(2_000));
+        assert_eq!(ns("2\u{3bc}s"), Some(2_000));
+        assert_eq!(ns("300ms"), Some(300_000_000));
+        assert_eq!(ns("1h2m3.5s"), Some(3_723_500_000_000));
+        assert_eq!(ns(".5s"), Some(500_000_000));
+        assert_eq!(ns("1.s"), Some(1_000_000_000));
+        assert_eq!(ns("-1.5h"), Some(-5_400_000_000_000));
+        assert_eq!(ns("1.0000000000000000000001s"), Some(1_000_000_000));
+        assert_eq!(ns("2562047h47m16.854775807s"), Some(i64::MAX));
+        assert_eq!(ns("-2562047h47m16.854775808s"), Some(i64::MIN));
+        for bad in [
+            "",
+            "-",
+            "+",
+            ".",
+            "1",
+            "s",
+            "1x",
+            "1.2.3s",
+            "9223372036854775808ns",
+            "2562048h",
+            "3000000h",
+            "1h-1m",
+            "0x",
+        ] {
+            assert_eq!(ns(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn write_atomic_replaces_whole_and_leaves_no_temp() {
+        let dir = std::env::temp_dir().join(format!("vsw-util-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("host-id");
+        write_atomic(&p, b"first").unwrap();
+        write_atomic(&p, b"second").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"second");
+        assert!(!p.with_extension("tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

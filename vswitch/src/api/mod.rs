@@ -3,10 +3,14 @@
 //! without a body, the `/vX.Y` prefix, `Content-Type: application/json` exactly on errors —
 //! are explicit here.
 
+mod attachments;
+pub mod exec;
 pub mod filters;
 pub mod json;
 pub mod observe;
+pub mod sdk;
 pub mod socket;
+pub mod swarm;
 
 use crate::daemon::Daemon;
 use crate::model::Error;
@@ -45,6 +49,7 @@ pub async fn serve(listener: tokio::net::UnixListener, daemon: Arc<Daemon>) {
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, svc)
+                .with_upgrades()
                 .await
             {
                 tracing::debug!("API connection: {e}");
@@ -53,7 +58,7 @@ pub async fn serve(listener: tokio::net::UnixListener, daemon: Arc<Daemon>) {
     }
 }
 
-async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
+async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -62,6 +67,7 @@ async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let upgrade = sdk::Upgrade::take(&mut req);
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -73,7 +79,12 @@ async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Resp {
             ))
         }
     };
-    let mut resp = match route(&d, &method, &path, &query, content_type.as_deref(), &body).await {
+    let routed = match sdk::route(&d, &method, &path, content_type.as_deref(), &body, upgrade).await
+    {
+        Some(r) => r,
+        None => route(&d, &method, &path, &query, content_type.as_deref(), &body).await,
+    };
+    let mut resp = match routed {
         Ok(r) => r,
         Err(e) => {
             if e.status() >= 500 {
@@ -147,7 +158,7 @@ async fn route(
     match (m, segs.as_slice()) {
         (Method::GET | Method::HEAD, ["_ping"]) => Ok(ping(method)),
         (Method::GET, ["version"]) => Ok(ok_json(200, &d.version())),
-        (Method::GET, ["info"]) => Ok(ok_json(200, &d.info())),
+        (Method::GET, ["info"]) => Ok(ok_json(200, &d.info_with_facts().await)),
         (Method::GET, ["metrics"]) => observe::metrics(d).await,
         (Method::GET, ["networks"]) => {
             let f = Filters::parse(q.get("filters").map(String::as_str))?;
@@ -200,18 +211,23 @@ async fn route(
             Ok(empty(200))
         }
         (Method::POST, ["containers", "create"]) => {
-            let req: json::ContainerCreateJson = decode_body(content_type, body)?;
+            let mut req: json::ContainerCreateJson = decode_body(content_type, body)?;
+            let warnings: Vec<&str> = req.migrate_mac()?.into_iter().collect();
             let name = q.get("name").cloned();
             let id = blocking(d, move |d| d.create_container(name, req)).await?;
             Ok(ok_json(
                 201,
-                &serde_json::json!({ "Id": id, "Warnings": [] }),
+                &serde_json::json!({ "Id": id, "Warnings": warnings }),
             ))
         }
         (Method::POST, ["containers", id, "start"]) => {
             let id = id.to_string();
             blocking(d, move |d| d.start_container(&id)).await?;
             Ok(empty(204))
+        }
+        (Method::GET, ["vswitch", "graph"]) => Ok(ok_json(200, &d.graph())),
+        (_, ["vswitch", "attachments", rest @ ..]) => {
+            attachments::route(d, method, rest, q, content_type, body).await
         }
         (Method::GET, ["vswitch", "networks", id, "stats"]) => {
             let v = d.network_stats(id)?;
@@ -221,7 +237,7 @@ async fn route(
         (Method::GET, ["containers", id, "json"]) => Ok(ok_raw(200, d.inspect_container(id)?)),
         (Method::DELETE, ["containers", id]) => {
             let id = id.to_string();
-            let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+            let force = q.get("force").is_some_and(|v| sdk::form_bool(v));
             blocking(d, move |d| d.remove_container(&id, force)).await?;
             Ok(empty(204))
         }
@@ -261,7 +277,7 @@ fn ping(method: &Method) -> Resp {
     r
 }
 
-fn decode_body<T: serde::de::DeserializeOwned>(
+fn decode_body<T: serde::de::DeserializeOwned + Default>(
     content_type: Option<&str>,
     body: &Bytes,
 ) -> Result<T, Error> {
@@ -278,7 +294,10 @@ fn decode_body<T: serde::de::DeserializeOwned>(
             "invalid JSON: got EOF while reading request body".into(),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| Error::InvalidParameter(format!("invalid JSON: {e}")))
+    // A `null` body decodes to the zero request, as with Go's decoder.
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| Error::InvalidParameter(format!("invalid JSON: {e}")))
 }
 
 /// Go's encoder output: compact JSON and a trailing newline.

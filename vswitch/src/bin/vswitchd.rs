@@ -59,6 +59,11 @@ struct Args {
     /// Also serve Prometheus metrics (GET /metrics) over plain HTTP on HOST:PORT.
     #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the Docker remote network driver on this socket (default, when given without a
+    /// value: /run/docker/plugins/vswitch.sock). The file's stem is the driver name:
+    /// `docker network create -d vswitch …`.
+    #[arg(long = "docker-plugin-socket", num_args = 0..=1, default_missing_value = vswitch::plugin::DEFAULT_DOCKER_SOCKET)]
+    docker_plugin_socket: Option<PathBuf>,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
@@ -161,6 +166,8 @@ fn socket_path(h: &str) -> Result<PathBuf, String> {
 }
 
 fn main() {
+    // Before any thread: it edits the environment.
+    let notifier = vswitch::notify::Notifier::from_env();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -169,13 +176,13 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(args) {
+    if let Err(e) = run(args, notifier) {
         eprintln!("vswitchd: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(args: Args, notifier: vswitch::notify::Notifier) -> Result<(), String> {
     let mut pools = PoolSettings::default();
     if !args.default_address_pool.is_empty() {
         pools.local = args
@@ -230,9 +237,25 @@ fn run(args: Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let daemon = Arc::new(daemon);
     daemon.start_cluster_watch();
+    if args.docker_plugin_socket.is_some() {
+        daemon.docker_restore();
+    }
+    let plugin_socket = args.docker_plugin_socket.clone();
     let d2 = daemon.clone();
     let res = rt.block_on(async move {
         let mut servers = Vec::new();
+        if let Some(path) = &plugin_socket {
+            let l = vswitch::plugin::bind_docker_socket(path)?;
+            tracing::info!(
+                "Docker network driver {:?} listening on unix://{}",
+                vswitch::plugin::driver_name(path),
+                path.display()
+            );
+            servers.push(tokio::spawn(vswitch::plugin::serve_docker(
+                l,
+                daemon.clone(),
+            )));
+        }
         for path in &sockets {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)
@@ -263,15 +286,22 @@ fn run(args: Args) -> Result<(), String> {
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("signal handler: {e}"))?;
+        let listening: Vec<String> = sockets.iter().map(|p| p.display().to_string()).collect();
+        if let Err(e) = notifier.ready(&format!("API listening on {}", listening.join(", "))) {
+            tracing::warn!("sd_notify READY: {e}");
+        }
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("shutting down");
+        if let Err(e) = notifier.stopping() {
+            tracing::warn!("sd_notify STOPPING: {e}");
+        }
         for s in servers {
             s.abort();
         }
-        for path in &sockets {
+        for path in sockets.iter().chain(plugin_socket.iter()) {
             let _ = std::fs::remove_file(path);
         }
         Ok::<(), String>(())

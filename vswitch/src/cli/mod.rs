@@ -18,7 +18,7 @@ pub mod client;
 pub mod container;
 pub mod format;
 pub mod gojson;
-pub mod gotime;
+pub use crate::gotime;
 pub mod goval;
 pub mod network;
 pub mod opts;

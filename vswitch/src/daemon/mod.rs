@@ -2,9 +2,13 @@
 //! Every mutating operation changes the model first (persisted), then the datapath; when the
 //! datapath step fails the model change is undone, so nothing is left half-made.
 
+mod cni;
+mod facts;
+mod graph;
 pub mod lock;
 mod observe;
 mod overlay;
+mod plugin;
 mod restore;
 
 pub use overlay::{ClusterSettings, DEFAULT_DATA_PATH_PORT};
@@ -69,6 +73,10 @@ pub struct Daemon {
     prune_running: Mutex<()>,
     /// The cluster store and the VXLAN tunnel socket, with `--cluster-store`.
     cluster: Option<overlay::ClusterCtx>,
+    /// `docker exec` instances (API).
+    pub execs: crate::api::exec::Execs,
+    /// Endpoints made through the Docker remote driver.
+    docker: plugin::DockerEndpoints,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,6 +120,8 @@ impl Daemon {
             ops: Mutex::new(()),
             prune_running: Mutex::new(()),
             cluster,
+            execs: Default::default(),
+            docker: Default::default(),
         };
         d.restore();
         Ok(d)
@@ -276,6 +286,27 @@ impl Daemon {
                 sb.name, ep.ifname
             ))
         })?;
+        let port = self.plug(&n, ep, mac, io)?;
+        if n.driver == Driver::Overlay {
+            if let Err(e) = self.publish_endpoint(sb, ep) {
+                lock(&self.wiring).endpoints.remove(&ep.id);
+                let _ = lock(&self.dp).remove_port(&n.id, port);
+                return Err(e);
+            }
+        }
+        self.learn_neighbors(&n.id, ep, mac);
+        Ok(())
+    }
+
+    /// Plug an endpoint's device (wherever it lives) into its network's switch. Shared by
+    /// sandboxes and the runtime plugins.
+    fn plug(
+        &self,
+        n: &Network,
+        ep: &Endpoint,
+        mac: MacAddr,
+        io: crate::port::PortIo,
+    ) -> Result<PortId, Error> {
         let mut pc = PortConfig::container(mac);
         let mut announce = None;
         if let Some(IpNet::V4(a)) = ep.ipv4 {
@@ -291,19 +322,16 @@ impl Daemon {
         lock(&self.wiring)
             .endpoints
             .insert(ep.id.clone(), (n.id.clone(), port));
-        if n.driver == Driver::Overlay {
-            if let Err(e) = self.publish_endpoint(sb, ep) {
-                lock(&self.wiring).endpoints.remove(&ep.id);
-                let _ = lock(&self.dp).remove_port(&n.id, port);
-                return Err(e);
-            }
-        }
-        if let Some(gw) = lock(&self.gateways).get(&n.id) {
+        Ok(port)
+    }
+
+    /// The NAT engine answers for the endpoint's addresses with its MAC.
+    fn learn_neighbors(&self, network_id: &str, ep: &Endpoint, mac: MacAddr) {
+        if let Some(gw) = lock(&self.gateways).get(network_id) {
             for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
                 gw.add_neighbor(a.addr(), mac);
             }
         }
-        Ok(())
     }
 
     /// Unplug an endpoint; its interface disappears from the sandbox.
@@ -498,7 +526,11 @@ impl Daemon {
             "Components": [{
                 "Name": "vswitchd",
                 "Version": env!("CARGO_PKG_VERSION"),
-                "Details": { "ApiVersion": crate::api::API_VERSION, "MinAPIVersion": crate::api::MIN_API_VERSION },
+                "Details": {
+                    "ApiVersion": crate::api::API_VERSION,
+                    "MinAPIVersion": crate::api::MIN_API_VERSION,
+                    "Datapath": self.datapath_facts(),
+                },
             }],
             "Version": env!("CARGO_PKG_VERSION"),
             "ApiVersion": crate::api::API_VERSION,
@@ -529,6 +561,7 @@ impl Daemon {
             "ClusterStore": store,
             "ClusterAdvertise": advertise,
             "ClusterStoreStatus": self.cluster_status(),
+            "Swarm": crate::api::swarm::info_json(),
         })
     }
 

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -494,8 +494,8 @@ struct Driver {
     scratch: Vec<u8>,
     tcp: HashMap<FlowId, TcpHost>,
     udp: HashMap<FlowId, UdpHost>,
-    icmp4: Option<Arc<AsyncFd<OwnedFd>>>,
-    icmp6: Option<Arc<AsyncFd<OwnedFd>>>,
+    icmp4: Option<Arc<AsyncFd<socket2::Socket>>>,
+    icmp6: Option<Arc<AsyncFd<socket2::Socket>>>,
     icmp_warned: bool,
     network: Arc<str>,
     /// Host read buffers, back from the engine for the readers to reuse.
@@ -954,18 +954,9 @@ impl Driver {
         let Some(fd) = slot.as_ref() else {
             return;
         };
-        let (sa, len) = sockaddr(dst, 0);
-        // SAFETY: sendto with a valid buffer and sockaddr of `len` bytes.
-        unsafe {
-            libc::sendto(
-                fd.get_ref().as_raw_fd(),
-                message.as_ptr() as *const _,
-                message.len(),
-                libc::MSG_DONTWAIT,
-                &sa as *const libc::sockaddr_storage as *const libc::sockaddr,
-                len,
-            )
-        };
+        // Non-blocking: a full socket buffer drops the echo, as a router would.
+        let to = socket2::SockAddr::from(SocketAddr::new(dst, 0));
+        let _ = fd.get_ref().send_to(message, &to);
     }
 }
 
@@ -1034,53 +1025,40 @@ fn udp_send(fd: RawFd, data: &[u8], to: Option<SocketAddr>) {
     }
 }
 
-fn raw_icmp(v6: bool) -> io::Result<AsyncFd<OwnedFd>> {
+fn raw_icmp(v6: bool) -> io::Result<AsyncFd<socket2::Socket>> {
+    use socket2::{Domain, Protocol, Socket, Type};
     let (domain, proto) = if v6 {
-        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+        (Domain::IPV6, Protocol::ICMPV6)
     } else {
-        (libc::AF_INET, libc::IPPROTO_ICMP)
+        (Domain::IPV4, Protocol::ICMPV4)
     };
-    // SAFETY: socket(2) returns a new fd or -1.
-    let fd = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            proto,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own, owned by the AsyncFd for as long as it is registered.
-    unsafe { AsyncFd::register(OwnedFd::from_raw_fd(fd)) }.map_err(io::Error::from)
+    let s = Socket::new(domain, Type::RAW, Some(proto))?;
+    s.set_nonblocking(true)?;
+    // SAFETY: the socket owns its fd, and the AsyncFd owns the socket while registered.
+    unsafe { AsyncFd::register(s) }.map_err(io::Error::from)
 }
 
-async fn icmp_reader(fd: Arc<AsyncFd<OwnedFd>>, v6: bool, tx: mpsc::UnboundedSender<Event>) {
-    let mut buf = vec![0u8; 65_536];
+async fn icmp_reader(
+    fd: Arc<AsyncFd<socket2::Socket>>,
+    v6: bool,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 65_536];
     loop {
         let Ok(mut g) = fd.readable().await else {
             return;
         };
         loop {
-            // SAFETY: recvfrom into our buffer and a sockaddr_storage.
-            let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            let n = unsafe {
-                libc::recvfrom(
-                    g.get_inner().as_raw_fd(),
-                    buf.as_mut_ptr() as *mut _,
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    &mut sa as *mut libc::sockaddr_storage as *mut libc::sockaddr,
-                    &mut len,
-                )
+            let (n, from) = match g.get_inner().recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(_) => {
+                    g.clear_ready();
+                    break;
+                }
             };
-            if n < 0 {
-                g.clear_ready();
-                break;
-            }
-            let data = &buf[..n as usize];
-            let Some(src) = from_sockaddr(&sa) else {
+            // SAFETY: recv_from initialised the first `n` bytes of the buffer.
+            let data = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+            let Some(src) = from.as_socket().map(|a| a.ip()) else {
                 continue;
             };
             // A raw IPv4 socket gets the IP header too; ICMPv6 sockets do not.
@@ -1123,23 +1101,5 @@ fn sockaddr(a: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
                 std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
             )
         }
-    }
-}
-
-fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in.
-            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some(IpAddr::V4(Ipv4Addr::from(
-                sin.sin_addr.s_addr.to_ne_bytes(),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel wrote a sockaddr_in6.
-            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-        }
-        _ => None,
     }
 }

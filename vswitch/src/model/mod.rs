@@ -154,6 +154,12 @@ pub struct Endpoint {
     /// Addresses the user asked for (`--ip`, `--ip6`), kept to show in IPAMConfig.
     pub requested_ipv4: Option<IpAddr>,
     pub requested_ipv6: Option<IpAddr>,
+    /// The MAC was asked for (`EndpointConfig.MacAddress`), not derived.
+    #[serde(default)]
+    pub requested_mac: bool,
+    /// `IPAMConfig.LinkLocalIPs` as asked.
+    #[serde(default)]
+    pub link_local_ips: Vec<IpAddr>,
     pub aliases: Vec<String>,
     pub links: Vec<String>,
     pub gw_priority: i64,
@@ -192,6 +198,9 @@ pub struct Sandbox {
     /// Published ports as bound on the host (kept so a restart binds the same ones).
     #[serde(default)]
     pub bindings: Vec<crate::ports::Binding>,
+    /// Attached by a CNI runtime (`vswitch-cni`): its container ID and namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<crate::cni::api::CniOrigin>,
 }
 
 /// The `docker network create` request, decoded.
@@ -203,7 +212,8 @@ pub struct CreateNetwork {
     pub enable_ipv4: Option<bool>,
     pub enable_ipv6: Option<bool>,
     pub ipam_driver: String,
-    pub ipam_options: BTreeMap<String, String>,
+    /// `None` when the request gave none (shown as `null`), as moby keeps a nil map.
+    pub ipam_options: Option<BTreeMap<String, String>>,
     pub ipam_config: Vec<RawSubnetConfig>,
     pub internal: bool,
     pub attachable: bool,
@@ -219,6 +229,10 @@ pub struct CreateNetwork {
 pub struct EndpointSettings {
     pub ipv4: Option<String>,
     pub ipv6: Option<String>,
+    /// `EndpointConfig.MacAddress`: the sandbox interface gets it instead of a derived one.
+    pub mac: Option<String>,
+    /// `IPAMConfig.LinkLocalIPs`, kept and shown as given.
+    pub link_local_ips: Vec<String>,
     pub aliases: Vec<String>,
     pub links: Vec<String>,
     pub gw_priority: i64,
@@ -720,7 +734,7 @@ impl State {
             enable_ipv4,
             enable_ipv6,
             ipam_driver,
-            ipam_options: Some(req.ipam_options),
+            ipam_options: req.ipam_options,
             ipam_config,
             user_subnets,
             internal: req.internal,
@@ -835,6 +849,7 @@ impl State {
             port_requests: Vec::new(),
             exposed: Vec::new(),
             bindings: Vec::new(),
+            cni: None,
         };
         let ep = self.new_endpoint(&net, &mut sb, &settings)?;
         sb.endpoints.push(ep.clone());
@@ -999,6 +1014,32 @@ impl State {
         };
         let req4 = parse(&s.ipv4, false, &mut problems);
         let req6 = parse(&s.ipv6, true, &mut problems);
+        let req_mac = match s.mac.as_deref().filter(|m| !m.is_empty()) {
+            None => None,
+            Some(raw) => match parse_go_mac(raw) {
+                Some(m) if m.is_valid_source() => Some(m),
+                Some(_) => {
+                    problems.push(format!(
+                        "invalid MAC address {raw}: not a unicast address an interface can have"
+                    ));
+                    None
+                }
+                None => {
+                    problems.push(format!("invalid MAC address {raw}"));
+                    None
+                }
+            },
+        };
+        if req_mac.is_some() && matches!(net.driver, Driver::Null | Driver::Host) {
+            problems.push("conflicting options: mac-address and the network mode".into());
+        }
+        let mut link_local = Vec::new();
+        for raw in &s.link_local_ips {
+            match raw.parse::<IpAddr>() {
+                Ok(a) => link_local.push(a),
+                Err(_) => problems.push(format!("invalid link-local IP address: {raw}")),
+            }
+        }
         let static_ip = req4.is_some() || req6.is_some();
         if static_ip && net.is_default_bridge() {
             problems.push(
@@ -1040,6 +1081,8 @@ impl State {
             ipv6: None,
             requested_ipv4: req4,
             requested_ipv6: req6,
+            requested_mac: req_mac.is_some(),
+            link_local_ips: link_local,
             aliases: s.aliases.clone(),
             links: s.links.clone(),
             gw_priority: s.gw_priority,
@@ -1050,10 +1093,10 @@ impl State {
         }
         if net.driver == Driver::Overlay {
             self.new_overlay_addresses(net, &mut ep)?;
-            ep.mac = match ep.ipv4 {
-                Some(IpNet::V4(v4)) => mac_from_ipv4(v4.addr().octets()),
-                _ => mac_from_id(&ep.id),
-            };
+            if let Err(e) = self.choose_mac(net, &mut ep, req_mac) {
+                self.release_overlay_addresses(&ep);
+                return Err(e);
+            }
             ep.ifname = format!("{CONTAINER_IFACE_PREFIX}{}", sb.next_if_index);
             sb.next_if_index += 1;
             return Ok(ep);
@@ -1082,13 +1125,60 @@ impl State {
                 }
             }
         }
+        if let Err(e) = self.choose_mac(net, &mut ep, req_mac) {
+            if let Some(p) = self.pools.get_mut(&net.id) {
+                for a in [ep.ipv4, ep.ipv6].into_iter().flatten() {
+                    p.release(a.addr());
+                }
+            }
+            return Err(e);
+        }
+        ep.ifname = format!("{CONTAINER_IFACE_PREFIX}{}", sb.next_if_index);
+        sb.next_if_index += 1;
+        Ok(ep)
+    }
+
+    /// The endpoint's MAC: the one asked for (refused when another endpoint of the network
+    /// has it: one MAC, one port on the switch), else Docker's derived from the IPv4 address
+    /// (or the id), moved off any MAC already taken on the network.
+    fn choose_mac(
+        &self,
+        net: &Network,
+        ep: &mut Endpoint,
+        requested: Option<crate::wire::MacAddr>,
+    ) -> Result<()> {
+        let taken = |mac: &str| -> Option<String> {
+            if let Some((sb, _)) = self
+                .endpoints_of(&net.id)
+                .into_iter()
+                .find(|(_, e)| e.mac.eq_ignore_ascii_case(mac))
+            {
+                return Some(sb.name.clone());
+            }
+            self.remotes
+                .iter()
+                .find(|((n, _), r)| n == &net.id && r.mac.eq_ignore_ascii_case(mac))
+                .map(|_| "on another host".to_string())
+        };
+        if let Some(m) = requested {
+            let mac = m.to_string();
+            if let Some(owner) = taken(&mac) {
+                return Err(Error::Forbidden(format!(
+                    "MAC address {mac} is already in use on network {} (container {owner})",
+                    net.name
+                )));
+            }
+            ep.mac = mac;
+            return Ok(());
+        }
         ep.mac = match ep.ipv4 {
             Some(IpNet::V4(v4)) => mac_from_ipv4(v4.addr().octets()),
             _ => mac_from_id(&ep.id),
         };
-        ep.ifname = format!("{CONTAINER_IFACE_PREFIX}{}", sb.next_if_index);
-        sb.next_if_index += 1;
-        Ok(ep)
+        if taken(&ep.mac).is_some() {
+            ep.mac = mac_from_id(&ep.id);
+        }
+        Ok(())
     }
 
     fn release_endpoint(&mut self, ep: &Endpoint) {
@@ -1113,6 +1203,7 @@ impl State {
                     let addr = if v6 { e.ipv6 } else { e.ipv4 };
                     addr.and(n.filter(|n| n.driver != Driver::Overlay))
                         .and_then(|n| n.gateway(v6))
+                        .filter(|_| options::endpoint_gives_default_route(&e.driver_opts))
                 };
                 handover::GatewayCandidate {
                     network_name: n.map(|n| n.name.as_str()).unwrap_or(""),
@@ -1209,6 +1300,30 @@ fn predefined_network(name: &str, driver: Driver, options: BTreeMap<String, Stri
 }
 
 /// Docker's MAC for an IPv4 endpoint: 02:42 followed by the address bytes.
+/// A MAC in the forms Go's `net.ParseMAC` takes for 48-bit addresses: `02:42:ac:11:00:02`,
+/// `02-42-ac-11-00-02`, `0242.ac11.0002` (any case).
+pub fn parse_go_mac(s: &str) -> Option<crate::wire::MacAddr> {
+    if s.len() == 14 && s.as_bytes().get(4) == Some(&b'.') {
+        let groups: Vec<&str> = s.split('.').collect();
+        if groups.len() != 3 || groups.iter().any(|g| g.len() != 4) {
+            return None;
+        }
+        let mut out = [0u8; 6];
+        for (i, g) in groups.iter().enumerate() {
+            let v = u16::from_str_radix(g, 16).ok()?;
+            out[2 * i..2 * i + 2].copy_from_slice(&v.to_be_bytes());
+        }
+        return Some(crate::wire::MacAddr(out));
+    }
+    // One separator kind throughout, as Go requires.
+    let seps = s.bytes().filter(|b| *b == b':' || *b == b'-').count();
+    let colons = s.bytes().filter(|b| *b == b':').count();
+    if seps != 5 || (colons != 0 && colons != 5) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 pub fn mac_from_ipv4(o: [u8; 4]) -> String {
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }

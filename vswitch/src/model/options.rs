@@ -16,6 +16,16 @@ pub const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 pub const PORT_KIND: &str = "io.vswitch.network.port_kind";
 /// Beyond Docker: anti-spoofing on container ports (default on).
 pub const ANTI_SPOOFING: &str = "io.vswitch.network.anti_spoofing";
+/// Beyond Docker, per endpoint: `false` keeps this endpoint from giving the sandbox its
+/// default route (CNI `isDefaultGateway: false`).
+pub const ENDPOINT_DEFAULT_ROUTE: &str = "io.vswitch.endpoint.default_route";
+
+/// Whether an endpoint's driver options let it give the default route (default yes).
+pub fn endpoint_gives_default_route(opts: &BTreeMap<String, String>) -> bool {
+    opts.get(ENDPOINT_DEFAULT_ROUTE)
+        .and_then(|v| parse_bool(v))
+        .unwrap_or(true)
+}
 
 /// Every `com.docker.network.*` key Docker (28) knows; anything else under that prefix is
 /// probably a typo, so the daemon warns (and still stores it, as Docker does).

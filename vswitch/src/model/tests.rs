@@ -352,3 +352,82 @@ fn prune_candidates() {
     let names: Vec<String> = st.prunable().into_iter().map(|n| n.name).collect();
     assert_eq!(names, vec!["unused".to_string()]);
 }
+
+#[test]
+fn requested_mac_is_used_validated_and_unique_per_network() {
+    let mut st = state();
+    st.create_network(with_subnet("macnet", "10.77.0.0/24"), &[])
+        .unwrap();
+    let mac = |m: &str| EndpointSettings {
+        mac: Some(m.into()),
+        ..Default::default()
+    };
+    let a = st
+        .create_sandbox(Some("a".into()), "macnet", mac("02:AA:bb:cc:dd:01"))
+        .unwrap();
+    assert_eq!(a.endpoints[0].mac, "02:aa:bb:cc:dd:01");
+    assert!(a.endpoints[0].requested_mac);
+    let b = st
+        .create_sandbox(Some("b".into()), "macnet", mac("0200.0000.0042"))
+        .unwrap();
+    assert_eq!(b.endpoints[0].mac, "02:00:00:00:00:42");
+    let e = st
+        .create_sandbox(Some("c".into()), "macnet", mac("02:aa:bb:cc:dd:01"))
+        .unwrap_err();
+    assert_eq!(e.status(), 403);
+    assert_eq!(
+        e.to_string(),
+        "MAC address 02:aa:bb:cc:dd:01 is already in use on network macnet (container a)"
+    );
+    let e = st
+        .create_sandbox(Some("c".into()), "macnet", mac("02:aa:bb"))
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.to_string()),
+        (
+            400,
+            "invalid endpoint settings:\ninvalid MAC address 02:aa:bb".into()
+        )
+    );
+    assert!(st
+        .create_sandbox(Some("c".into()), "macnet", mac("01:00:5e:00:00:01"))
+        .is_err());
+    assert!(st
+        .create_sandbox(Some("c".into()), "macnet", mac("02:aa-bb:cc:dd:01"))
+        .is_err());
+    // A derived MAC that another endpoint asked for is moved off it.
+    let derived = crate::model::mac_from_ipv4([10, 77, 0, 5]);
+    st.create_sandbox(Some("d".into()), "macnet", mac(&derived))
+        .unwrap();
+    let e = st
+        .create_sandbox(Some("e".into()), "macnet", EndpointSettings::default())
+        .unwrap();
+    assert_ne!(e.endpoints[0].mac, derived);
+    // The failed attempts left no address allocated: c gets the next free one.
+    let c = st
+        .create_sandbox(Some("c".into()), "macnet", EndpointSettings::default())
+        .unwrap();
+    assert!(c.endpoints[0].ipv4.is_some());
+}
+
+#[test]
+fn link_local_ips_are_kept_and_checked() {
+    let mut st = state();
+    st.create_network(with_subnet("llnet", "10.78.0.0/24"), &[])
+        .unwrap();
+    let ll = |ips: &[&str]| EndpointSettings {
+        link_local_ips: ips.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let a = st
+        .create_sandbox(Some("a".into()), "llnet", ll(&["169.254.1.1", "fe80::1"]))
+        .unwrap();
+    assert_eq!(a.endpoints[0].link_local_ips.len(), 2);
+    let e = st
+        .create_sandbox(Some("b".into()), "llnet", ll(&["nope"]))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid endpoint settings:\ninvalid link-local IP address: nope"
+    );
+}

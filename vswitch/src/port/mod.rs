@@ -64,6 +64,16 @@ pub enum PortKind {
 }
 
 impl PortKind {
+    /// Every kind, as the `io.vswitch.network.port_kind` option spells it.
+    pub const ALL: [PortKind; 2] = [PortKind::Tap, PortKind::Veth];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Veth => "veth",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<PortKind> {
         match s {
             "tap" => Some(PortKind::Tap),

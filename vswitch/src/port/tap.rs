@@ -23,6 +23,7 @@ const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
 const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 const TUN_F_CSUM: libc::c_uint = 0x01;
@@ -31,6 +32,34 @@ const TUN_F_TSO6: libc::c_uint = 0x04;
 const TUN_F_TSO_ECN: libc::c_uint = 0x08;
 const TUN_F_USO4: libc::c_uint = 0x20;
 const TUN_F_USO6: libc::c_uint = 0x40;
+
+/// Offloads the kernel granted the last TAP made (for `/info`); `OFFLOADS_KNOWN` marks set.
+static LAST_OFFLOADS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+const OFFLOADS_KNOWN: u32 = 1 << 31;
+
+/// The offloads (`csum`, `tso4`, `tso6`, `tso_ecn`, `uso4`, `uso6`) the kernel granted the
+/// last TAP created by this process; `None` before the first one.
+pub fn granted_offloads() -> Option<Vec<&'static str>> {
+    let v = LAST_OFFLOADS.load(std::sync::atomic::Ordering::Relaxed);
+    if v & OFFLOADS_KNOWN == 0 {
+        return None;
+    }
+    let names = [
+        (TUN_F_CSUM, "csum"),
+        (TUN_F_TSO4, "tso4"),
+        (TUN_F_TSO6, "tso6"),
+        (TUN_F_TSO_ECN, "tso_ecn"),
+        (TUN_F_USO4, "uso4"),
+        (TUN_F_USO6, "uso6"),
+    ];
+    Some(
+        names
+            .iter()
+            .filter(|(f, _)| v & f != 0)
+            .map(|(_, n)| *n)
+            .collect(),
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TapError {
@@ -122,6 +151,10 @@ impl Tap {
                 break;
             }
         }
+        LAST_OFFLOADS.store(
+            offloads | OFFLOADS_KNOWN,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(Tap {
             name: name.to_string(),
             queues: files,
@@ -133,6 +166,28 @@ impl Tap {
     pub fn supports_tso(&self) -> bool {
         self.offloads & TUN_F_TSO4 != 0
     }
+}
+
+/// Make a TAP outlive its fds (`on`), or go with the last one again. A persistent TAP
+/// stays where it is (e.g. inside a container) while the daemon restarts; `Tap::create` with
+/// its name, in its namespace, attaches to it again.
+pub fn set_persist(queue: &File, on: bool) -> Result<(), TapError> {
+    // SAFETY: TUNSETPERSIST takes its flag by value.
+    if unsafe {
+        libc::ioctl(
+            queue.as_raw_fd(),
+            TUNSETPERSIST as _,
+            libc::c_ulong::from(on),
+        )
+    } != 0
+    {
+        return Err(TapError::Ioctl {
+            name: String::new(),
+            op: "TUNSETPERSIST",
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 fn ioctl(

@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod create;
+pub mod graph;
 pub mod inspect;
 pub mod ls;
 pub mod prune;
@@ -15,6 +16,7 @@ use super::{CliError, Io};
 
 pub use connect::{ConnectArgs, DisconnectArgs};
 pub use create::CreateArgs;
+pub use graph::GraphArgs;
 pub use inspect::InspectArgs;
 pub use ls::LsArgs;
 pub use prune::PruneArgs;
@@ -29,6 +31,8 @@ pub enum NetworkCmd {
     Create(CreateArgs),
     /// Disconnect a container from a network
     Disconnect(DisconnectArgs),
+    /// Draw networks, containers, host interfaces, NAT and VTEPs (DOT, SVG or JSON)
+    Graph(GraphArgs),
     /// Display detailed information on one or more networks
     Inspect(InspectArgs),
     /// List networks
@@ -47,6 +51,7 @@ pub async fn run(client: &mut Client, cmd: NetworkCmd, io: &mut Io<'_>) -> Resul
         NetworkCmd::Connect(a) => connect::run_connect(client, &a, io).await,
         NetworkCmd::Create(a) => create::run(client, &a, io).await,
         NetworkCmd::Disconnect(a) => connect::run_disconnect(client, &a, io).await,
+        NetworkCmd::Graph(a) => graph::run(client, &a, io).await,
         NetworkCmd::Inspect(a) => inspect::run(client, &a, io).await,
         NetworkCmd::Ls(a) => ls::run(client, &a, io).await,
         NetworkCmd::Prune(a) => prune::run(client, &a, io).await,

@@ -1,4 +1,4 @@
-//! Go `time.Time` as the docker CLI sees it: parsed from the daemon's RFC 3339 `Created`
+//! Go `time.Time` as the docker CLI and moby see it (the one RFC 3339 parser of the crate): parsed from the daemon's RFC 3339 `Created`
 //! with Go's own error messages, printed with `String()` (`2025-06-01 10:00:00.123456789
 //! +0000 UTC`) or marshalled back to RFC 3339 with nanoseconds.
 
