@@ -21,7 +21,12 @@ kernel bridge + veth figures (`--only-docker`: just TCP and RTT for kernel, vswi
 and Docker containers).
 
 Everything lives in namespaces named vsb-*-<pid>, removed at the end (also on failure).
-Needs root. Usage: bench/bench.py [--seconds 5] [--runs 3] [--release]
+Prints the issue-12 table: each figure's median over --runs runs with its [min-max] spread,
+the ratio of medians and the target. `--profile` adds where vswitchd's CPU went, per thread
+and phase (and perf's top symbols when perf is installed); `--bin-dir` measures another
+build's binaries (one lever against the other) without building.
+
+Needs root. Usage: bench/bench.py [--seconds 5] [--runs 3] [--release] [--profile]
 """
 
 import argparse
@@ -35,6 +40,8 @@ import tempfile
 import time
 
 PID = os.getpid()
+# --bin-dir: binaries to measure instead of this tree's target/{debug,release}.
+BIN_DIR = None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NS = []
 
@@ -44,6 +51,10 @@ def sh(*args, check=True, capture=True, timeout=120):
     if check and r.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
     return r.stdout if capture else ""
+
+
+def bin_dir(release):
+    return BIN_DIR or os.path.join(ROOT, "target", "release" if release else "debug")
 
 
 def netns(name):
@@ -195,7 +206,7 @@ def kernel_nat_world():
 def measure_nat(c, out, out_ip, host_ip, seconds, runs):
     """Container → outside, and outside → published port (host:15201 → container:5201)."""
     res = {}
-    res["nat_out"] = median([iperf_tcp(c, out, out_ip, 1, seconds) for _ in range(runs)])
+    res["nat_out"] = [iperf_tcp(c, out, out_ip, 1, seconds) for _ in range(runs)]
     vals = []
     for _ in range(runs):
         srv = popen_in(c, "iperf3", "-s", "-1", "-p", "5201")
@@ -206,7 +217,7 @@ def measure_nat(c, out, out_ip, host_ip, seconds, runs):
         finally:
             srv.kill()
             srv.wait()
-    res["nat_in"] = median(vals)
+    res["nat_in"] = vals
     return res
 
 
@@ -218,10 +229,9 @@ class Vswitch:
             self.out = netns("vso")
             link(self.ns, self.out, "up0", "out0", "10.205.0.1/24", "10.205.0.2/24")
         self.dir = tempfile.mkdtemp(prefix=f"vsb-{PID}-")
-        prof = "release" if release else "debug"
-        if release:
+        if release and not BIN_DIR:
             sh("cargo", "build", "--release", "--bins", capture=False, timeout=1800)
-        self.bin = os.path.join(ROOT, "target", prof)
+        self.bin = bin_dir(release)
         self.sock = os.path.join(self.dir, "sock")
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.ns}", "--", os.path.join(self.bin, "vswitchd"),
@@ -302,7 +312,7 @@ class VswitchOverlay:
             raise RuntimeError("etcd missing (apt-get install etcd-server)")
         self.h1, self.h2 = hosts_pair("vo")
         self.dir = tempfile.mkdtemp(prefix=f"vsb-ovl-{PID}-")
-        self.bin = os.path.join(ROOT, "target", "release" if release else "debug")
+        self.bin = bin_dir(release)
         self.procs = []
         etcd_url = "http://10.206.0.1:2379"
         self.etcd = subprocess.Popen(
@@ -394,7 +404,7 @@ class VswitchDocker:
     def __init__(self, release):
         self.ns = netns("vsk")
         self.dir = tempfile.mkdtemp(prefix=f"vsb-{PID}-dk-")
-        self.bin = os.path.join(ROOT, "target", "release" if release else "debug")
+        self.bin = bin_dir(release)
         self.driver = f"vsb-{PID}"
         self.plugin = f"/run/docker/plugins/{self.driver}.sock"
         os.makedirs("/run/docker/plugins", exist_ok=True)
@@ -474,10 +484,10 @@ class VswitchDocker:
 
 
 def measure_tcp_rtt(c1, c2, ip, seconds, runs, prefix=""):
-    res = {"tcp1": median([iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)])}
+    res = {"tcp1": [iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)]}
     rtts = [sockperf_rtt(c1, c2, ip, seconds) for _ in range(runs)]
-    res["rtt_p50"] = median([r[0] for r in rtts])
-    res["rtt_p99"] = median([r[1] for r in rtts])
+    res["rtt_p50"] = [r[0] for r in rtts]
+    res["rtt_p99"] = [r[1] for r in rtts]
     return {prefix + k: v for k, v in res.items()}
 
 
@@ -487,9 +497,10 @@ def median(xs):
 
 
 def measure(c1, c2, ip, seconds, runs, pid=None, prefix=""):
+    """Every figure as the list of its runs' values (median and spread are taken at print)."""
     res = {}
-    res["tcp1"] = median([iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)])
-    res["tcp4"] = median([iperf_tcp(c1, c2, ip, 4, seconds) for _ in range(runs)])
+    res["tcp1"] = [iperf_tcp(c1, c2, ip, 1, seconds) for _ in range(runs)]
+    res["tcp4"] = [iperf_tcp(c1, c2, ip, 4, seconds) for _ in range(runs)]
     rates, cpus = [], []
     pids = pid if isinstance(pid, list) else ([pid] if pid else [])
     for _ in range(runs):
@@ -498,16 +509,106 @@ def measure(c1, c2, ip, seconds, runs, pid=None, prefix=""):
         rates.append(kpps)
         if pids and packets:
             cpus.append((sum(cpu_seconds(p) for p in pids) - before) / packets * 1e6)
-    res["udp_kpps"] = median(rates)
-    res["cpu_us_per_pkt"] = median(cpus) if cpus else None
+    res["udp_kpps"] = rates
+    if cpus:
+        res["cpu_us_per_pkt"] = cpus
     rtts = [sockperf_rtt(c1, c2, ip, seconds) for _ in range(runs)]
-    res["rtt_p50"] = median([r[0] for r in rtts])
-    res["rtt_p99"] = median([r[1] for r in rtts])
+    res["rtt_p50"] = [r[0] for r in rtts]
+    res["rtt_p99"] = [r[1] for r in rtts]
     return {prefix + k: v for k, v in res.items()}
+
+
+class Profile:
+    """`--profile`: where vswitchd's CPU goes, per thread and per benchmark phase (from
+    /proc/PID/task/*/stat), and with `perf record` over the whole run when perf is installed."""
+
+    def __init__(self, enabled, outdir):
+        self.enabled = enabled
+        self.outdir = outdir
+        self.rows = []  # (phase, thread name, cpu seconds)
+        self.perf = []
+
+    @staticmethod
+    def threads(pids):
+        ticks = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for pid in pids:
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                name = st[st.index("(") + 1:st.rindex(")")]
+                fields = st.rsplit(")", 1)[1].split()
+                key = (pid, tid, name)
+                out[key] = (int(fields[11]) + int(fields[12])) / ticks
+        return out
+
+    def phase(self, name, pids, fn):
+        """Run fn(), recording each thread's CPU seconds during it."""
+        if not self.enabled:
+            return fn()
+        before = self.threads(pids)
+        perf = None
+        if shutil.which("perf"):
+            data = os.path.join(self.outdir, f"perf-{name}.data")
+            perf = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "499", "-o", data,
+                                     "-p", ",".join(str(p) for p in pids)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        try:
+            return fn()
+        finally:
+            wall = time.time() - t0
+            if perf:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(timeout=30)
+                self.perf.append((name, data))
+            after = self.threads(pids)
+            per = {}
+            for key, v in after.items():
+                n = key[2]
+                # Numbered threads of one kind (vswitch-dp0, tokio workers) add up by name.
+                per[n] = per.get(n, 0.0) + v - before.get(key, 0.0)
+            for n, v in sorted(per.items(), key=lambda kv: -kv[1]):
+                if v > 0:
+                    self.rows.append((name, n, v, wall))
+
+    def report(self):
+        if not self.enabled:
+            return
+        print("\n### Profile: vswitchd CPU per thread and phase\n")
+        print("| phase | thread | CPU s | share of one core |")
+        print("|---|---|---|---|")
+        for phase, n, v, wall in self.rows:
+            print(f"| {phase} | {n} | {v:.2f} | {100 * v / wall:.0f} % |")
+        for phase, data in self.perf:
+            r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                "--sort", "symbol", "--percent-limit", "2", "-g", "none"],
+                               capture_output=True, text=True, timeout=300)
+            print(f"\n### perf: {phase} (symbols above 2 %)\n")
+            print("```")
+            print("\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#")))
+            print("```")
 
 
 def fmt(v, nd=2):
     return "-" if v is None else f"{v:.{nd}f}"
+
+
+def spread(xs):
+    """Median [min-max] of one figure's runs."""
+    xs = sorted(x for x in (xs or []) if x is not None)
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return fmt(xs[0])
+    return f"{fmt(median(xs))} [{fmt(xs[0])}-{fmt(xs[-1])}]"
 
 
 def main():
@@ -520,7 +621,14 @@ def main():
     ap.add_argument("--only-docker", action="store_true",
                     help="same-host TCP/RTT rows only: kernel, vswitch sandboxes, Docker containers")
     ap.add_argument("--no-docker", action="store_true", help="no Docker rows")
+    ap.add_argument("--profile", action="store_true",
+                    help="record vswitchd's CPU per thread and phase (and perf, if installed)")
+    ap.add_argument("--bin-dir", help="take vswitchd and vswitch from this directory (no build), "
+                    "e.g. another worktree's target/release, to compare one lever")
     a = ap.parse_args()
+    global BIN_DIR
+    BIN_DIR = a.bin_dir
+    prof = Profile(a.profile, tempfile.mkdtemp(prefix=f"vsb-prof-{PID}-"))
     if os.geteuid() != 0:
         sys.exit("bench needs root (it creates network namespaces)")
     ensure_tools()
@@ -528,7 +636,7 @@ def main():
     kern, user = {}, {}
     try:
         if a.only_docker:
-            if a.release:
+            if a.release and not BIN_DIR:
                 sh("cargo", "build", "--release", "--bins", capture=False, timeout=1800)
             k1, k2, kip = kernel_world()
             kern = measure_tcp_rtt(k1, k2, kip, a.seconds, a.runs)
@@ -542,10 +650,11 @@ def main():
             kc, ko, kip = kernel_nat_world()
             kern.update(measure_nat(kc, ko, "10.204.0.2", kip, a.seconds, a.runs))
             vs = Vswitch(a.release, nat=True)
-            user = measure(vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
-                           pid=vs.daemon_pid())
-            user.update(measure_nat(vs.key("c1"), vs.out, "10.205.0.2", "10.205.0.1",
-                                    a.seconds, a.runs))
+            user = prof.phase("same host", [vs.daemon_pid()], lambda: measure(
+                vs.key("c1"), vs.key("c2"), "10.202.0.3", a.seconds, a.runs,
+                pid=vs.daemon_pid()))
+            user.update(prof.phase("NAT", [vs.daemon_pid()], lambda: measure_nat(
+                vs.key("c1"), vs.out, "10.205.0.2", "10.205.0.1", a.seconds, a.runs)))
             vs.close()
             vs = None
         if not a.no_docker and not a.only_overlay:
@@ -561,11 +670,12 @@ def main():
         if not a.no_overlay and not a.only_docker:
             o1, o2, oip = kernel_overlay_world()
             kern.update(measure(o1, o2, oip, a.seconds, a.runs, prefix="ovl_"))
-            if a.release and a.only_overlay:
+            if a.release and a.only_overlay and not BIN_DIR:
                 sh("cargo", "build", "--release", "--bins", capture=False, timeout=1800)
             ov = VswitchOverlay(a.release)
-            user.update(measure(ov.key(0, "c1"), ov.key(1, "c2"), ov.c2_ip, a.seconds, a.runs,
-                                pid=ov.daemon_pids(), prefix="ovl_"))
+            user.update(prof.phase("overlay", ov.daemon_pids(), lambda: measure(
+                ov.key(0, "c1"), ov.key(1, "c2"), ov.c2_ip, a.seconds, a.runs,
+                pid=ov.daemon_pids(), prefix="ovl_")))
     finally:
         if dk:
             dk.close()
@@ -576,37 +686,50 @@ def main():
         for n in reversed(NS):
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
 
+    # (label, key, higher is better, target: ("ratio", x) or ("abs", µs))
     rows = [
-        ("TCP 1 stream (Gbit/s)", "tcp1", True),
-        ("TCP 4 streams (Gbit/s)", "tcp4", True),
-        ("UDP 64 B (kpps received)", "udp_kpps", True),
-        ("RTT p50 (us)", "rtt_p50", False),
-        ("RTT p99 (us)", "rtt_p99", False),
-        ("Docker containers on a vswitch network: TCP 1 stream (Gbit/s)", "dk_tcp1", True),
-        ("Docker containers on a vswitch network: RTT p50 (us)", "dk_rtt_p50", False),
-        ("Docker containers on a vswitch network: RTT p99 (us)", "dk_rtt_p99", False),
-        ("NAT: TCP container -> outside (Gbit/s)", "nat_out", True),
-        ("NAT: TCP outside -> published port (Gbit/s)", "nat_in", True),
-        ("Overlay: TCP 1 stream (Gbit/s)", "ovl_tcp1", True),
-        ("Overlay: TCP 4 streams (Gbit/s)", "ovl_tcp4", True),
-        ("Overlay: UDP 64 B (kpps received)", "ovl_udp_kpps", True),
-        ("Overlay: RTT p50 (us)", "ovl_rtt_p50", False),
-        ("Overlay: RTT p99 (us)", "ovl_rtt_p99", False),
+        ("same host TCP 1 stream (Gbit/s)", "tcp1", True, ("ratio", 1.0)),
+        ("same host TCP 4 streams (Gbit/s)", "tcp4", True, ("ratio", 1.0)),
+        ("same host UDP 64 B (kpps received)", "udp_kpps", True, ("ratio", 1.0)),
+        ("same host RTT p50 (us)", "rtt_p50", False, ("ratio", 1.2)),
+        ("same host RTT p99 (us)", "rtt_p99", False, ("ratio", 1.5)),
+        ("switch CPU per 64 B packet (us)", "cpu_us_per_pkt", False, ("abs", 1.5)),
+        ("NAT TCP container -> outside (Gbit/s)", "nat_out", True, ("ratio", 0.9)),
+        ("NAT TCP outside -> published port (Gbit/s)", "nat_in", True, ("ratio", 0.9)),
+        ("overlay TCP 1 stream (Gbit/s)", "ovl_tcp1", True, ("ratio", 0.9)),
+        ("overlay TCP 4 streams (Gbit/s)", "ovl_tcp4", True, ("ratio", 0.9)),
+        ("overlay RTT p50 (us)", "ovl_rtt_p50", False, ("ratio", 1.5)),
+        ("overlay CPU per 64 B packet, both daemons (us)", "ovl_cpu_us_per_pkt", False,
+         ("abs", 4.0)),
+        ("overlay UDP 64 B (kpps received)", "ovl_udp_kpps", True, None),
+        ("overlay RTT p99 (us)", "ovl_rtt_p99", False, None),
+        ("Docker containers: TCP 1 stream (Gbit/s)", "dk_tcp1", True, None),
+        ("Docker containers: RTT p50 (us)", "dk_rtt_p50", False, None),
+        ("Docker containers: RTT p99 (us)", "dk_rtt_p99", False, None),
     ]
-    print("| metric | vswitchd | kernel (bridge + veth; NAT rows: + iptables; overlay rows: + vxlan) "
-          "| ratio (vswitchd / kernel) |")
-    print("|---|---|---|---|")
-    for label, key, _ in rows:
+    print(f"\nvswitchd ({'release' if a.release else 'debug'}) against the kernel, same run; "
+          f"median of {a.runs} runs of {a.seconds} s [min-max]; kernel: bridge + veth "
+          "(NAT rows: + iptables; overlay rows: + vxlan); machine: "
+          f"{os.cpu_count()} CPUs, {os.uname().release}\n")
+    print("| path | vswitchd | kernel | ratio | target | met |")
+    print("|---|---|---|---|---|---|")
+    for label, key, higher, target in rows:
         u, k = user.get(key), kern.get(key)
         if u is None and k is None:
             continue
-        ratio = fmt(u / k) + "x" if (u is not None and k) else "-"
-        print(f"| {label} | {fmt(u)} | {fmt(k)} | {ratio} |")
-    if "cpu_us_per_pkt" in user:
-        print(f"| switch CPU per 64 B packet (us) | {fmt(user.get('cpu_us_per_pkt'))} | kernel | - |")
-    if "ovl_cpu_us_per_pkt" in user:
-        print(f"| overlay: both daemons' CPU per 64 B packet (us) "
-              f"| {fmt(user.get('ovl_cpu_us_per_pkt'))} | kernel | - |")
+        mu, mk = median(u or []), median(k or [])
+        if target and target[0] == "abs":
+            ratio, value, goal = "-", mu, f"<= {target[1]} us"
+        else:
+            ratio = fmt(mu / mk) + "x" if (mu is not None and mk) else "-"
+            value = mu / mk if (mu is not None and mk) else None
+            goal = "" if not target else (">= " if higher else "<= ") + f"{target[1]}x"
+        met = ""
+        if target and value is not None:
+            met = "yes" if (value >= target[1] if higher else value <= target[1]) else "no"
+        print(f"| {label} | {spread(u)} | {spread(k) if target is None or target[0] != 'abs' else 'kernel'} "
+              f"| {ratio} | {goal} | {met} |")
+    prof.report()
 
 
 if __name__ == "__main__":

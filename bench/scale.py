@@ -273,8 +273,21 @@ def cleanup():
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-    # Sandbox namespaces are bind mounts under the exec roots.
+    # Sandbox namespaces are bind mounts under the exec roots; the sandboxes' processes
+    # (`sleep infinity`) outlive a killed daemon, so kill whatever still runs in them.
     mounts = [line.split()[1] for line in open("/proc/self/mounts") if TMP in line]
+    inodes = set()
+    for m in mounts:
+        try:
+            inodes.add(f"net:[{os.stat(m).st_ino}]")
+        except OSError:
+            pass
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") in inodes:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
     for m in sorted(mounts, reverse=True):
         subprocess.run(["umount", "-l", m], capture_output=True)
     for ns in reversed(NS):

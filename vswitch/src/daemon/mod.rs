@@ -526,10 +526,11 @@ impl Daemon {
             "Components": [{
                 "Name": "vswitchd",
                 "Version": env!("CARGO_PKG_VERSION"),
+                // The docker CLI decodes Details as map[string]string.
                 "Details": {
                     "ApiVersion": crate::api::API_VERSION,
                     "MinAPIVersion": crate::api::MIN_API_VERSION,
-                    "Datapath": self.datapath_facts(),
+                    "Datapath": self.datapath_facts().to_string(),
                 },
             }],
             "Version": env!("CARGO_PKG_VERSION"),

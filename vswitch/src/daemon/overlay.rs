@@ -813,7 +813,7 @@ impl Daemon {
     /// `GET /info` `ClusterStoreStatus`: whether the store answers, and why not.
     pub(super) fn cluster_status(&self) -> serde_json::Value {
         let Some(c) = &self.cluster else {
-            return serde_json::Value::Null;
+            return serde_json::json!({ "State": "disabled" });
         };
         let s = c.link.status();
         serde_json::json!({

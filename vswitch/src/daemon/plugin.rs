@@ -462,6 +462,18 @@ impl Daemon {
         Ok(docker::empty_reply())
     }
 
+    /// Sandboxes standing for stored Docker endpoints (none when the store cannot be read:
+    /// then `docker_restore` cannot re-attach them either).
+    pub(super) fn docker_sandbox_ids(&self) -> std::collections::HashSet<String> {
+        store(self)
+            .and_then(|s| {
+                s.load::<DockerEndpoint>(Kind::DockerEndpoint)
+                    .map_err(internal)
+            })
+            .map(|l| l.items.into_iter().map(|r| r.sandbox_id).collect())
+            .unwrap_or_default()
+    }
+
     /// At start (before the plugin socket serves): re-open every Docker endpoint's TAP where
     /// it is now — inside its container, found by MAC — and plug it in again, with its
     /// published ports.

@@ -88,10 +88,14 @@ impl Daemon {
 
     /// Records whose namespace was never made or is gone: nothing can run in them and their
     /// addresses are held for nothing.
+    /// Docker endpoints' sandboxes have no namespace of their own (dockerd holds the
+    /// container's): `docker_restore` converges them.
     fn remove_unfinished_sandboxes(&self) {
+        let docker = self.docker_sandbox_ids();
         let gone: Vec<Sandbox> = self
             .state()
             .sandboxes()
+            .filter(|sb| !docker.contains(&sb.id))
             .filter(|sb| {
                 sb.netns
                     .as_deref()
