@@ -128,9 +128,13 @@ impl Netns {
         ns
     }
 
+    /// `argv` in this namespace: nsenter enters only the network namespace (`ip netns exec`
+    /// would also make a private mount namespace, hiding bind-mounted namespaces).
     pub fn cmd(&self, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(argv);
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .args(argv);
         c
     }
 
