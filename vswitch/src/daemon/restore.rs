@@ -10,6 +10,7 @@
 //! - Bridge networks and their endpoints are brought up with bounded retries; an endpoint that
 //!   still cannot be attached is disconnected (address freed) rather than left listed without
 //!   an interface. Overlays (cluster-held state) get one attempt and are never dropped here.
+//! - Sandboxes are re-attached [`RESTORE_PARALLEL`] at a time, after their networks.
 //! - A network that is not on the datapath is brought up by the next operation that needs it
 //!   ([`Daemon::ensure_network_up`]), so one failed step never fails that network forever.
 
@@ -22,6 +23,9 @@ use std::time::Duration;
 /// Attempts of a restore step that can fail transiently (a device, address or socket of a
 /// predecessor still going away).
 pub const RESTORE_ATTEMPTS: u32 = 5;
+/// Sandboxes re-attached at once at start (a restart with hundreds of sandboxes is bound by
+/// kernel round trips, not CPU).
+pub const RESTORE_PARALLEL: usize = 4;
 /// Delay before the first retry, doubled after each (at most 1.5 s per step in all).
 pub const RESTORE_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -81,9 +85,20 @@ impl Daemon {
                 );
             }
         }
-        for sb in &sbs {
-            self.restore_sandbox(sb);
-        }
+        // Sandboxes are independent (each its own namespace and endpoints): re-attach them a
+        // few at a time, as most of a re-attach is waiting on the kernel.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..RESTORE_PARALLEL.min(sbs.len()) {
+                s.spawn(|| {
+                    while let Some(sb) =
+                        sbs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        self.restore_sandbox(sb);
+                    }
+                });
+            }
+        });
     }
 
     /// Records whose namespace was never made or is gone: nothing can run in them and their
