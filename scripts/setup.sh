@@ -25,9 +25,9 @@ command -v tcpdump >/dev/null || pkgs+=(tcpdump)
 # `vswitch network graph` renders SVG through graphviz (tests/tests/graph.rs).
 command -v dot >/dev/null || pkgs+=(graphviz)
 python3 -c 'import docker' 2>/dev/null || python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
-# The Docker plugin tests run a real dockerd (with containerd and runc) and a busybox image.
+# The Docker plugin tests run a real dockerd (with containerd and runc) and a busybox image
+# (busybox-static, above).
 command -v dockerd >/dev/null || pkgs+=(docker.io)
-[ -x /bin/busybox ] || pkgs+=(busybox-static)
 if ((${#pkgs[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${pkgs[@]}"
