@@ -22,6 +22,13 @@
 //!   on the way (`gro`), so the container's stack sees 64 KiB frames as with the kernel's
 //!   GRO.
 //!
+//! Outer source port (RFC 7348 §5): datagrams leave from one of [`SOURCE_PORTS`] send-only
+//! sockets bound to the same address with ephemeral ports, chosen by a hash of the inner flow
+//! (the TCP/UDP 5-tuple over IPv4/IPv6, the MAC pair otherwise; [`encap::flow_source_port`]),
+//! so one flow keeps one outer port and underlay ECMP and the receiver's RSS spread flows; a
+//! GSO send is one flow's run. Only the socket on port 4789 receives; a peer is accepted from
+//! any source port of its VTEP address.
+//!
 //! Latency: a frame crosses four threads between two containers (datapath worker and tunnel
 //! thread on each host), so a round trip costs more wake-ups than the kernel's path; putting
 //! the socket in the datapath workers' epoll would remove two of them.
@@ -55,6 +62,9 @@ use crate::wire::MacAddr;
 pub const DEFAULT_MTU: u32 = 1500 - OVERHEAD as u32;
 /// First VNI given to overlay networks (Docker's overlay driver starts there too).
 pub const FIRST_VNI: u32 = 256;
+/// Outer UDP source ports a host sends from (one send-only socket each), chosen per inner
+/// flow: enough for underlay ECMP and receive-side scaling to spread flows, few enough fds.
+pub const SOURCE_PORTS: usize = 32;
 
 /// Epoll token of the stop eventfd (VNIs are 24-bit, so no VNI token collides).
 pub(crate) const STOP_TOKEN: u64 = u64::MAX;
@@ -202,6 +212,15 @@ impl TunnelHost {
         };
         let sock = TunnelSocket::bind_with(local, &options).map_err(sys("bind tunnel socket"))?;
         let local = sock.local_addr();
+        let send_only = TunnelOptions {
+            send_only: true,
+            ..TunnelOptions::default()
+        };
+        let from = SocketAddr::new(local.ip(), 0);
+        let senders = (0..SOURCE_PORTS)
+            .map(|_| TunnelSocket::bind_with(from, &send_only))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(sys("bind tunnel sender"))?;
         // SAFETY: epoll_create1 returns a new fd or -1.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {
@@ -221,7 +240,7 @@ impl TunnelHost {
         tunnel::epoll_add(epfd.as_raw_fd(), sock.as_raw_fd(), SOCKET_TOKEN)
             .map_err(sys("epoll add"))?;
         let shared = Arc::new(Shared::default());
-        let engine = tunnel::Engine::new(sock, epfd.clone(), shared.clone());
+        let engine = tunnel::Engine::new(sock, senders, epfd.clone(), shared.clone());
         let thread = std::thread::Builder::new()
             .name("vswitch-vxlan".into())
             .spawn(move || engine.run())

@@ -219,6 +219,68 @@ fn cluster_mode_floods_nothing() {
     assert_eq!((s.tx_frames, s.tx_datagrams), (4, 1));
 }
 
+/// An IPv4/TCP frame from `MAC_A` to `MAC_B` with TCP source port `sport` and `seq` in the
+/// payload.
+fn tcp_frame(sport: u16, seq: u8) -> Vec<u8> {
+    let mut f = frame(MAC_B, MAC_A, 120);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip.fill(0);
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&106u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&80u16.to_be_bytes());
+    f[60] = seq;
+    f
+}
+
+#[test]
+fn outer_source_port_follows_the_inner_flow() {
+    // A plain UDP socket stands for the peer VTEP, to see the outer source ports.
+    let peer = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 52), 0)).unwrap();
+    peer.set_read_timeout(Some(LONG)).unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let a = TunnelHost::start(SocketAddr::new(lo(51), 0), port).unwrap();
+    let pa = a.attach(510, false).unwrap();
+    a.set_remote_mac(510, MacAddr(MAC_B), lo(52));
+    const FLOWS: u16 = 16;
+    const EACH: u8 = 3;
+    for seq in 0..EACH {
+        for f in 0..FLOWS {
+            send(&pa, &tcp_frame(1000 + f, seq));
+        }
+    }
+    let mut ports: HashMap<u16, HashSet<u16>> = HashMap::new();
+    let mut buf = [0u8; 2048];
+    for _ in 0..u32::from(FLOWS) * u32::from(EACH) {
+        let (n, src) = peer.recv_from(&mut buf).expect("datagram");
+        assert_eq!(src.ip(), lo(51));
+        let (repr, inner) = encap::decapsulate(&buf[..n]).unwrap();
+        assert_eq!(repr.vni, 510);
+        let sport = u16::from_be_bytes([inner[34], inner[35]]);
+        ports.entry(sport).or_default().insert(src.port());
+    }
+    assert_eq!(ports.len(), usize::from(FLOWS));
+    for (flow, p) in &ports {
+        assert_eq!(p.len(), 1, "flow {flow} left from ports {p:?}");
+        assert!(!p.contains(&a.local_addr().port()), "from the receive port");
+    }
+    let distinct: HashSet<u16> = ports.values().flatten().copied().collect();
+    assert!(distinct.len() >= 2, "all flows left from {distinct:?}");
+    // Only the data-path port receives: a datagram to a sender's port is not taken in.
+    let before = a.host_stats().rx_datagrams;
+    let to = SocketAddr::new(lo(51), *distinct.iter().next().unwrap());
+    peer.send_to(&datagram(510), to).unwrap();
+    peer.send_to(&datagram(510), a.local_addr()).unwrap();
+    assert!(wait_for(|| a.host_stats().rx_datagrams == before + 1));
+    assert_eq!(recv(&pa, SHORT).map(|f| f.len()), Some(60));
+    assert_eq!(recv(&pa, SHORT), None);
+}
+
 #[test]
 fn burst_of_equal_frames_arrives_in_order() {
     // What the datapath sends for a segmented TCP stream: many MTU-sized frames for one MAC

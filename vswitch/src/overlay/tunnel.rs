@@ -20,8 +20,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use encap::{
-    decapsulate, RecvBatch, TunnelSocket, VxlanRepr, GSO_MAX_SEGMENTS, HEADER_LEN, MAX_DATAGRAM,
-    RECV_BUF_MAX,
+    decapsulate, flow_source_port, RecvBatch, TunnelSocket, VxlanRepr, GSO_MAX_SEGMENTS,
+    HEADER_LEN, MAX_DATAGRAM, RECV_BUF_MAX,
 };
 
 use super::gro::{self, Gro};
@@ -51,7 +51,11 @@ const ROOM: usize = 2 * FRAME_BUF;
 const UNSPEC: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 pub(crate) struct Engine {
+    /// The socket on the data-path port: receives, and sends when `senders` is empty.
     sock: TunnelSocket,
+    /// Send-only sockets, one outer source port each; a datagram leaves on the one its inner
+    /// flow hashes to.
+    senders: Vec<TunnelSocket>,
     epfd: Arc<OwnedFd>,
     shared: Arc<Shared>,
     /// Datagrams of the current batch, back to back.
@@ -78,9 +82,15 @@ enum Route {
 }
 
 impl Engine {
-    pub(crate) fn new(sock: TunnelSocket, epfd: Arc<OwnedFd>, shared: Arc<Shared>) -> Engine {
+    pub(crate) fn new(
+        sock: TunnelSocket,
+        senders: Vec<TunnelSocket>,
+        epfd: Arc<OwnedFd>,
+        shared: Arc<Shared>,
+    ) -> Engine {
         Engine {
             sock,
+            senders,
             epfd,
             shared,
             buf: vec![0u8; TX_BUF].into_boxed_slice(),
@@ -275,7 +285,22 @@ impl Engine {
             let (start, len) = self.spans[i];
             &self.buf[start..start + len]
         };
-        let mut out = Outbox::new(&self.sock);
+        // The sender of datagram i: by its inner flow (so one flow keeps one source port).
+        let lanes = self.senders.len();
+        let lane = |i: usize| -> usize {
+            if lanes < 2 {
+                return 0;
+            }
+            let (start, len) = self.spans[i];
+            let inner = &self.buf[start + HEADER_LEN..start + len];
+            usize::from(flow_source_port(inner, (0, (lanes - 1) as u16)))
+        };
+        let socks = if self.senders.is_empty() {
+            std::slice::from_ref(&self.sock)
+        } else {
+            &self.senders[..]
+        };
+        let mut out = Outbox::new(socks);
         let mut not_flooded = 0u64;
         let mut no_peer = 0u64;
         let mut i = 0;
@@ -283,7 +308,10 @@ impl Engine {
             match route(i) {
                 Route::One(to) => {
                     // A run of equal-sized datagrams (the last may be shorter) for `to`.
+                    // A run of one flow, so one GSO send leaves from one source port.
                     let (start, size) = self.spans[i];
+                    let at = lane(i);
+                    let sock = &socks[at];
                     let mut j = i + 1;
                     let mut total = size;
                     while j < count
@@ -291,6 +319,7 @@ impl Engine {
                         && self.spans[j].1 <= size
                         && total + self.spans[j].1 <= MAX_DATAGRAM
                         && route(j) == Route::One(to)
+                        && lane(j) == at
                     {
                         total += self.spans[j].1;
                         j += 1;
@@ -298,14 +327,11 @@ impl Engine {
                             break;
                         }
                     }
-                    if j - i > 1 && self.sock.gso_enabled() {
+                    if j - i > 1 && sock.gso_enabled() {
                         // Keep the order: what is queued goes first.
                         out.flush();
                         let segments = (j - i) as u64;
-                        match self
-                            .sock
-                            .send_gso(to, &self.buf[start..start + total], size)
-                        {
+                        match sock.send_gso(to, &self.buf[start..start + total], size) {
                             Ok(k) => {
                                 out.sent += k as u64;
                                 out.errors += segments.saturating_sub(k as u64);
@@ -314,10 +340,10 @@ impl Engine {
                                 out.errors += segments
                             }
                             // EINVAL (segments over the path MTU) and the like: one by one.
-                            Err(_) => (i..j).for_each(|k| out.push(to, datagram(k))),
+                            Err(_) => (i..j).for_each(|k| out.push(at, to, datagram(k))),
                         }
                     } else {
-                        (i..j).for_each(|k| out.push(to, datagram(k)));
+                        (i..j).for_each(|k| out.push(at, to, datagram(k)));
                     }
                     i = j;
                 }
@@ -327,8 +353,9 @@ impl Engine {
                     } else if v.peers.is_empty() {
                         no_peer += 1;
                     } else {
+                        let at = lane(i);
                         for &p in &v.peers {
-                            out.push(p, datagram(i));
+                            out.push(at, p, datagram(i));
                         }
                     }
                     i += 1;
@@ -418,40 +445,64 @@ fn count_delivery(stats: &mut TunnelStats, ok: bool, frames: u64) {
     }
 }
 
-/// Datagrams waiting for one `sendmmsg`, on the stack.
+/// Datagrams waiting for `sendmmsg`, on the stack, each with the index of its sender.
 struct Outbox<'a> {
-    sock: &'a TunnelSocket,
+    socks: &'a [TunnelSocket],
     list: [(SocketAddr, &'a [u8]); SEND_LIST],
+    lanes: [usize; SEND_LIST],
     n: usize,
     sent: u64,
     errors: u64,
 }
 
 impl<'a> Outbox<'a> {
-    fn new(sock: &'a TunnelSocket) -> Self {
+    fn new(socks: &'a [TunnelSocket]) -> Self {
         Outbox {
-            sock,
+            socks,
             list: [(UNSPEC, &[]); SEND_LIST],
+            lanes: [0; SEND_LIST],
             n: 0,
             sent: 0,
             errors: 0,
         }
     }
 
-    fn push(&mut self, to: SocketAddr, datagram: &'a [u8]) {
+    fn push(&mut self, lane: usize, to: SocketAddr, datagram: &'a [u8]) {
         if self.n == SEND_LIST {
             self.flush();
         }
         self.list[self.n] = (to, datagram);
+        self.lanes[self.n] = lane;
         self.n += 1;
     }
 
+    /// One `sendmmsg` run per sender, in order of first appearance: a flow has one sender,
+    /// so its datagrams keep their order.
     fn flush(&mut self) {
-        if self.n > 0 {
-            let (s, e) = flush(self.sock, &self.list[..self.n]);
+        let n = self.n;
+        self.n = 0;
+        let mut done = [false; SEND_LIST];
+        let mut group: [(SocketAddr, &[u8]); SEND_LIST] = [(UNSPEC, &[]); SEND_LIST];
+        for i in 0..n {
+            if done[i] {
+                continue;
+            }
+            let lane = self.lanes[i];
+            let mut g = 0;
+            for (j, d) in done.iter_mut().enumerate().take(n).skip(i) {
+                if !*d && self.lanes[j] == lane {
+                    *d = true;
+                    group[g] = self.list[j];
+                    g += 1;
+                }
+            }
+            let Some(sock) = self.socks.get(lane).or(self.socks.first()) else {
+                self.errors += g as u64;
+                continue;
+            };
+            let (s, e) = flush(sock, &group[..g]);
             self.sent += s;
             self.errors += e;
-            self.n = 0;
         }
     }
 }
