@@ -1,7 +1,10 @@
-//! The tunnel thread: one epoll set over the tunnel socket, every attached VNI's socketpair end
-//! (token = the VNI) and a stop eventfd.
+//! The tunnel engine, run by its own thread (one epoll set over the tunnel socket, every
+//! attached VNI's socketpair end (token = the VNI) and a stop eventfd) or from a datapath
+//! worker's event loop (`push`/`flush` for frames its switches send, `service_underlay` with
+//! a sink that switches what arrives); the protocol work below is the same for both.
 //!
-//! Frames from a switch are read back to back into one buffer, each with `readv`: the 10-byte
+//! Frames from a pair are read back to back into one buffer, each with `readv` (frames
+//! pushed by a worker are copied there the same way): the 10-byte
 //! virtio-net header goes to a scratch array and the frame lands 8 bytes further than the end
 //! of the previous datagram, where its VXLAN header is then written. So a batch is one run of
 //! datagrams with no copy. The port takes offloads (the datapath hands over 64 KiB TSO frames
@@ -50,14 +53,27 @@ const TX_BUF: usize = 4 * FRAME_BUF;
 const ROOM: usize = 2 * FRAME_BUF;
 const UNSPEC: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
+/// The tunnel's protocol work (encapsulation, segmentation, GSO/GRO, filtering, counters):
+/// run by its own thread ([`Engine::run`]) over socketpair ports, or from a datapath worker's
+/// event loop ([`push`](Engine::push)/[`flush`](Engine::flush) on the way out,
+/// [`service_underlay`](Engine::service_underlay) with a delivery sink on the way in).
 pub(crate) struct Engine {
     /// The socket on the data-path port: receives, and sends when `senders` is empty.
     sock: TunnelSocket,
     /// Send-only sockets, one outer source port each; a datagram leaves on the one its inner
     /// flow hashes to.
     senders: Vec<TunnelSocket>,
-    epfd: Arc<OwnedFd>,
+    /// The thread's epoll set (`None` when run by a datapath worker).
+    epfd: Option<Arc<OwnedFd>>,
     shared: Arc<Shared>,
+    /// The VNI of the datagrams in the transmit batch, frames taken for it and frames dropped
+    /// as bad (one VNI per batch: its routes are looked up under one lock).
+    tx_vni: Option<u32>,
+    tx_read: u64,
+    tx_bad: u64,
+    /// End of the datagrams in `buf` and their count (`spans[..tx_count]`).
+    tx_off: usize,
+    tx_count: usize,
     /// Datagrams of the current batch, back to back.
     buf: Box<[u8]>,
     /// (start, length) of each datagram in `buf`.
@@ -85,7 +101,7 @@ impl Engine {
     pub(crate) fn new(
         sock: TunnelSocket,
         senders: Vec<TunnelSocket>,
-        epfd: Arc<OwnedFd>,
+        epfd: Option<Arc<OwnedFd>>,
         shared: Arc<Shared>,
     ) -> Engine {
         Engine {
@@ -93,6 +109,11 @@ impl Engine {
             senders,
             epfd,
             shared,
+            tx_vni: None,
+            tx_read: 0,
+            tx_bad: 0,
+            tx_off: 0,
+            tx_count: 0,
             buf: vec![0u8; TX_BUF].into_boxed_slice(),
             spans: [(0, 0); SPANS],
             vnet_scratch: [0; VNET_HDR_LEN],
@@ -104,14 +125,22 @@ impl Engine {
         }
     }
 
+    /// The receive socket (for a worker's epoll set).
+    pub(crate) fn socket_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
     /// Runs until the stop eventfd fires.
     pub(crate) fn run(mut self) {
+        let Some(epfd) = self.epfd.clone() else {
+            return;
+        };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
             // SAFETY: events is a valid array of its length.
             let n = unsafe {
                 libc::epoll_wait(
-                    self.epfd.as_raw_fd(),
+                    epfd.as_raw_fd(),
                     events.as_mut_ptr(),
                     events.len() as i32,
                     -1,
@@ -128,7 +157,7 @@ impl Engine {
             for ev in events.iter().take(n as usize) {
                 match ev.u64 {
                     STOP_TOKEN => return,
-                    SOCKET_TOKEN => self.service_underlay(),
+                    SOCKET_TOKEN => self.service_underlay(&mut |_, _, _| false),
                     // Tokens other than the two above are VNIs (24 bits).
                     vni => self.service_switch(vni as u32),
                 }
@@ -148,13 +177,11 @@ impl Engine {
             return;
         };
         let fd = pair.as_raw_fd();
-        let mut count = 0;
-        let mut off = 0;
-        let mut read = 0u64;
-        let mut bad = 0u64;
+        self.tx_vni = Some(vni);
         let mut open = true;
         let mut frames = 0;
-        while frames < BATCH && count + BATCH <= SPANS && self.buf.len() - off >= ROOM {
+        while frames < BATCH && self.has_room() {
+            let off = self.tx_off;
             let frame_at = off + HEADER_LEN;
             let room = FRAME_BUF - VNET_HDR_LEN;
             let iov = [
@@ -183,31 +210,11 @@ impl Engine {
                 }
                 break;
             }
-            read += 1;
             frames += 1;
-            let r = r as usize;
-            let frame_len = r.saturating_sub(VNET_HDR_LEN);
             // A full read may be a truncated message: drop it as well.
-            if !(VNET_HDR_LEN..FRAME_BUF).contains(&r) || frame_len < ETH_LEN {
-                bad += 1;
-                continue;
-            }
-            if self.vnet_scratch[..2] == [0, 0] {
-                if frame_len + HEADER_LEN > MAX_DATAGRAM
-                    || (VxlanRepr { vni })
-                        .emit(&mut self.buf[off..frame_at])
-                        .is_err()
-                {
-                    bad += 1;
-                    continue;
-                }
-                // No offload (flags and GSO type zero): the frame is complete where it lies.
-                self.spans[count] = (off, HEADER_LEN + frame_len);
-                off += HEADER_LEN + frame_len;
-                count += 1;
-            } else if !self.resolve(vni, frame_len, &mut off, &mut count) {
-                bad += 1;
-            }
+            let r = r as usize;
+            let len = if r < FRAME_BUF { r } else { 0 };
+            self.take_frame(vni, len);
         }
         if !open {
             let mut t = self.shared.table();
@@ -217,9 +224,88 @@ impl Engine {
                 }
             }
             drop(t);
-            let _ = epoll_del(self.epfd.as_raw_fd(), fd);
+            if let Some(ep) = &self.epfd {
+                let _ = epoll_del(ep.as_raw_fd(), fd);
+            }
         }
-        self.send(vni, count, read, bad);
+        self.flush();
+    }
+
+    /// Whether the transmit batch has room for one more frame of the largest size.
+    fn has_room(&self) -> bool {
+        self.tx_count + BATCH <= SPANS && self.buf.len() - self.tx_off >= ROOM
+    }
+
+    /// Takes the frame of `vni` whose virtio-net header is in `vnet_scratch` and whose
+    /// `len - VNET_HDR_LEN` bytes lie at `tx_off + HEADER_LEN` into the transmit batch
+    /// (`len` 0: a message that did not fit, dropped as bad).
+    fn take_frame(&mut self, vni: u32, len: usize) {
+        self.tx_read += 1;
+        let off = self.tx_off;
+        let frame_len = len.saturating_sub(VNET_HDR_LEN);
+        if len < VNET_HDR_LEN || frame_len < ETH_LEN {
+            self.tx_bad += 1;
+            return;
+        }
+        if self.vnet_scratch[..2] == [0, 0] {
+            if frame_len + HEADER_LEN > MAX_DATAGRAM
+                || (VxlanRepr { vni })
+                    .emit(&mut self.buf[off..off + HEADER_LEN])
+                    .is_err()
+            {
+                self.tx_bad += 1;
+                return;
+            }
+            // No offload (flags and GSO type zero): the frame is complete where it lies.
+            self.spans[self.tx_count] = (off, HEADER_LEN + frame_len);
+            self.tx_off += HEADER_LEN + frame_len;
+            self.tx_count += 1;
+        } else {
+            let (mut off, mut count) = (self.tx_off, self.tx_count);
+            if !self.resolve(vni, frame_len, &mut off, &mut count) {
+                self.tx_bad += 1;
+            }
+            (self.tx_off, self.tx_count) = (off, count);
+        }
+    }
+
+    /// Adds `whole` (virtio-net header + frame), a frame a worker's switch sent to the tunnel
+    /// port of `vni`, to the transmit batch: `false` when the batch holds another VNI or has
+    /// no room (flush first). The frame is copied once, behind its VXLAN header.
+    pub(crate) fn push(&mut self, vni: u32, whole: &[u8]) -> bool {
+        if self.tx_vni.is_some_and(|v| v != vni) || !self.has_room() {
+            return false;
+        }
+        self.tx_vni = Some(vni);
+        let at = self.tx_off + HEADER_LEN;
+        let fits = whole.len() < FRAME_BUF && whole.len() >= VNET_HDR_LEN;
+        if fits {
+            self.vnet_scratch.copy_from_slice(&whole[..VNET_HDR_LEN]);
+            let frame = &whole[VNET_HDR_LEN..];
+            self.buf[at..at + frame.len()].copy_from_slice(frame);
+        }
+        self.take_frame(vni, if fits { whole.len() } else { 0 });
+        true
+    }
+
+    /// Sends the transmit batch (locking the forwarding table).
+    pub(crate) fn flush(&mut self) {
+        if self.tx_vni.is_none() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let mut table = shared.table();
+        self.flush_with(&mut table);
+    }
+
+    /// Sends the transmit batch with the forwarding table already locked by the caller.
+    pub(crate) fn flush_with(&mut self, table: &mut Table) {
+        let Some(vni) = self.tx_vni.take() else {
+            return;
+        };
+        let (count, read, bad) = (self.tx_count, self.tx_read, self.tx_bad);
+        (self.tx_off, self.tx_count, self.tx_read, self.tx_bad) = (0, 0, 0, 0);
+        self.send(table, vni, count, read, bad);
     }
 
     /// Segments (or completes the checksum of) the frame at `off + HEADER_LEN` whose
@@ -262,8 +348,7 @@ impl Engine {
     }
 
     /// Sends datagrams `0..count` of the batch to their VTEP(s) and counts.
-    fn send(&mut self, vni: u32, count: usize, read: u64, bad: u64) {
-        let mut table = self.shared.table();
+    fn send(&mut self, table: &mut Table, vni: u32, count: usize, read: u64, bad: u64) {
         let Some(v) = table.vnis.get_mut(&vni) else {
             return;
         };
@@ -370,8 +455,11 @@ impl Engine {
         stats.dropped.no_peer += no_peer;
     }
 
-    /// Receives datagrams, filters and decapsulates them towards their switches.
-    fn service_underlay(&mut self) {
+    /// Receives datagrams, filters and decapsulates them towards their switches: a VNI with
+    /// a socketpair gets its frames written there, a VNI attached inline (`Vni::inline`) has
+    /// them handed to `sink(vni, vnet header, frame)` (`false`: not taken), with the table
+    /// locked (so the sink must not lock it).
+    pub(crate) fn service_underlay(&mut self, sink: &mut Sink<'_>) {
         for _ in 0..RX_ROUNDS {
             let before = self.rx.truncated();
             match self.sock.recv_batch(&mut self.rx) {
@@ -387,7 +475,7 @@ impl Engine {
                     table.host.malformed += 1;
                     continue;
                 };
-                let Some(v) = table.vnis.get_mut(&repr.vni).filter(|v| v.pair.is_some()) else {
+                let Some(v) = table.vnis.get_mut(&repr.vni).filter(|v| v.attached()) else {
                     table.host.unknown_vni += 1;
                     continue;
                 };
@@ -398,6 +486,7 @@ impl Engine {
                 }
                 let fd = match (&v.pair, v.open) {
                     (Some(pair), true) => pair.as_raw_fd(),
+                    (None, _) if v.inline => INLINE,
                     _ => {
                         v.stats.dropped.switch_full += 1;
                         continue;
@@ -410,27 +499,49 @@ impl Engine {
                         continue;
                     }
                 }
-                flush_gro(&mut self.gro, self.gro_to, &mut table);
+                flush_gro(&mut self.gro, self.gro_to, &mut table, sink);
                 if let Some(seg) = &seg {
                     if self.gro.start(frame, seg) {
                         self.gro_to = to;
                         continue;
                     }
                 }
-                let ok = write_frame(fd, &NONE_HDR, frame);
+                let ok = deliver(fd, repr.vni, &NONE_HDR, frame, sink);
                 if let Some(v) = table.vnis.get_mut(&repr.vni) {
                     count_delivery(&mut v.stats, ok, 1);
                 }
             }
             // The table lock keeps the pair open until the pending frame is out.
-            flush_gro(&mut self.gro, self.gro_to, &mut table);
+            flush_gro(&mut self.gro, self.gro_to, &mut table, sink);
         }
     }
 }
 
+/// Where decapsulated frames of inline VNIs go: `(vni, vnet header, frame)`, `true` when
+/// taken.
+pub(crate) type Sink<'a> = dyn FnMut(u32, &[u8; VNET_HDR_LEN], &[u8]) -> bool + 'a;
+
+/// The "fd" of an inline VNI: frames go to the sink.
+const INLINE: RawFd = -1;
+
+/// One decapsulated frame to its pair (`fd`) or, for an inline VNI, to `sink`.
+fn deliver(
+    fd: RawFd,
+    vni: u32,
+    hdr: &[u8; VNET_HDR_LEN],
+    frame: &[u8],
+    sink: &mut Sink<'_>,
+) -> bool {
+    if fd == INLINE {
+        sink(vni, hdr, frame)
+    } else {
+        write_frame(fd, hdr, frame)
+    }
+}
+
 /// Sends the frame `gro` holds (if any) to `to` = (VNI, pair) and counts.
-fn flush_gro(gro: &mut Gro, to: (u32, RawFd), table: &mut Table) {
-    if let Some((ok, n)) = gro.flush(|hdr, frame| write_frame(to.1, hdr, frame)) {
+fn flush_gro(gro: &mut Gro, to: (u32, RawFd), table: &mut Table, sink: &mut Sink<'_>) {
+    if let Some((ok, n)) = gro.flush(|hdr, frame| deliver(to.1, to.0, hdr, frame, sink)) {
         if let Some(v) = table.vnis.get_mut(&to.0) {
             count_delivery(&mut v.stats, ok, u64::from(n));
         }
