@@ -704,5 +704,20 @@ fn overlay_outer_source_port_per_inner_flow() {
     }
     let distinct: std::collections::BTreeSet<u16> = by_flow.values().flatten().copied().collect();
     assert!(distinct.len() >= 2, "every flow left from {distinct:?}");
+    // The tunnel is served by a datapath worker: vswitchd has no tunnel thread.
+    for d in [&a, &b] {
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .collect();
+        assert!(
+            threads.iter().any(|t| t.starts_with("vswitch-dp")),
+            "{threads:?}"
+        );
+        assert!(!threads.iter().any(|t| t == "vswitch-vxlan"), "{threads:?}");
+    }
     drop((a, b, etcd, etcd_ns, lan));
 }

@@ -138,7 +138,8 @@ pub struct TunnelDrops {
     pub send_error: u64,
     /// A received datagram from an address that is not one of this VNI's peers.
     pub unknown_vtep: u64,
-    /// A decapsulated frame the switch side did not take (socketpair full or closed).
+    /// A decapsulated frame the switch side did not take (socketpair full or closed; inline,
+    /// a frame too large for the worker's buffers or a VNI whose port is gone).
     pub switch_full: u64,
 }
 
