@@ -78,6 +78,8 @@ pub(crate) struct Engine {
     buf: Box<[u8]>,
     /// (start, length) of each datagram in `buf`.
     spans: [(usize, usize); SPANS],
+    /// The sender of each datagram (by its inner flow, hashed once per frame read).
+    span_lanes: [u16; SPANS],
     /// Where each frame's virtio-net header is read to.
     vnet_scratch: [u8; VNET_HDR_LEN],
     /// A frame with offloads, copied out of `buf` to be segmented back into it.
@@ -116,6 +118,7 @@ impl Engine {
             tx_count: 0,
             buf: vec![0u8; TX_BUF].into_boxed_slice(),
             spans: [(0, 0); SPANS],
+            span_lanes: [0; SPANS],
             vnet_scratch: [0; VNET_HDR_LEN],
             stage: vec![0u8; FRAME_BUF].into_boxed_slice(),
             seg_scratch: vec![0u8; SCRATCH].into_boxed_slice(),
@@ -247,6 +250,8 @@ impl Engine {
             self.tx_bad += 1;
             return;
         }
+        let at = off + HEADER_LEN;
+        let lane = self.lane_of(&self.buf[at..at + frame_len]);
         if self.vnet_scratch[..2] == [0, 0] {
             if frame_len + HEADER_LEN > MAX_DATAGRAM
                 || (VxlanRepr { vni })
@@ -258,6 +263,7 @@ impl Engine {
             }
             // No offload (flags and GSO type zero): the frame is complete where it lies.
             self.spans[self.tx_count] = (off, HEADER_LEN + frame_len);
+            self.span_lanes[self.tx_count] = lane;
             self.tx_off += HEADER_LEN + frame_len;
             self.tx_count += 1;
         } else {
@@ -265,7 +271,17 @@ impl Engine {
             if !self.resolve(vni, frame_len, &mut off, &mut count) {
                 self.tx_bad += 1;
             }
+            // Every segment of a frame is of its flow.
+            self.span_lanes[self.tx_count..count].fill(lane);
             (self.tx_off, self.tx_count) = (off, count);
+        }
+    }
+
+    /// The sender index for an inner frame: its flow hash mapped onto the senders.
+    fn lane_of(&self, inner: &[u8]) -> u16 {
+        match self.senders.len() {
+            0 | 1 => 0,
+            n => flow_source_port(inner, (0, (n - 1).min(usize::from(u16::MAX)) as u16)),
         }
     }
 
@@ -371,15 +387,7 @@ impl Engine {
             &self.buf[start..start + len]
         };
         // The sender of datagram i: by its inner flow (so one flow keeps one source port).
-        let lanes = self.senders.len();
-        let lane = |i: usize| -> usize {
-            if lanes < 2 {
-                return 0;
-            }
-            let (start, len) = self.spans[i];
-            let inner = &self.buf[start + HEADER_LEN..start + len];
-            usize::from(flow_source_port(inner, (0, (lanes - 1) as u16)))
-        };
+        let lane = |i: usize| usize::from(self.span_lanes[i]);
         let socks = if self.senders.is_empty() {
             std::slice::from_ref(&self.sock)
         } else {
