@@ -8,14 +8,17 @@
 //!
 //! # Outer source port
 //!
-//! Every datagram leaves from the socket's bound port (4789 by default): a UDP socket has one
-//! source port, and `IP_PKTINFO` can choose the source *address* but not the port. So the
-//! per-flow source port of [`flow_source_port`](crate::flow_source_port) is **not** applied to
-//! what this socket sends. Receivers do not care (the kernel's `vxlan` device and this crate
-//! accept any source port), but underlay ECMP and the receiving NIC's RSS see a single 5-tuple
-//! per pair of hosts. Putting the flow hash on the wire would need either a pool of sockets
-//! (one per source port, `sendmmsg` per socket) or a raw socket building the UDP header; both
-//! are left for when a multi-path underlay needs them.
+//! A UDP socket has one source port, and `IP_PKTINFO` can choose the source *address* but not
+//! the port, so every datagram a `TunnelSocket` sends leaves from its bound port. To put the
+//! inner flow on the wire (RFC 7348 §5: the source port is a hash of the inner flow, so
+//! underlay ECMP and the receiving NIC's RSS spread the overlay's flows), a sender keeps a pool
+//! of send-only sockets ([`TunnelOptions::send_only`]) bound to the same address with
+//! ephemeral ports, and sends each datagram on the one its inner flow hashes to
+//! ([`flow_source_port`](crate::flow_source_port) mapped to a pool index): one flow always
+//! leaves from one port, different flows spread over the pool. A send-only socket takes in
+//! nothing (a drop-all socket filter and the smallest receive buffer), so only the socket on
+//! the data-path port (4789) receives. Receivers accept any source port (the kernel's `vxlan`
+//! device does, and so does [`Filter`](crate::Filter): it checks the VTEP's address only).
 //!
 //! # UDP GSO and GRO
 //!
@@ -72,6 +75,11 @@ pub struct TunnelOptions {
     /// Ask for UDP GRO on receive where the kernel has it (see the [module docs](self)); the
     /// [`RecvBatch`] used must then have [`RECV_BUF_MAX`]-byte buffers.
     pub gro: bool,
+    /// A socket that only sends (one of a pool of outer source ports, see the
+    /// [module docs](self)): every datagram arriving for it is dropped by a socket filter
+    /// before it is queued, its receive buffer is the kernel's minimum, and `gro` and
+    /// `recv_buffer` are ignored.
+    pub send_only: bool,
 }
 
 impl Default for TunnelOptions {
@@ -81,6 +89,7 @@ impl Default for TunnelOptions {
             send_buffer: Some(DEFAULT_SOCKET_BUFFER),
             dont_fragment: false,
             gro: false,
+            send_only: false,
         }
     }
 }
@@ -112,7 +121,11 @@ impl TunnelSocket {
         // The *FORCE variants pass net.core.{r,w}mem_max (a small default that would drop
         // bursts) when we may (CAP_NET_ADMIN); otherwise the plain ones, capped by it.
         let int = |n: usize| libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-        if let Some(n) = options.recv_buffer {
+        if options.send_only {
+            drop_all_input(&socket)?;
+            // The kernel rounds this up to its minimum.
+            socket.set_recv_buffer_size(0)?;
+        } else if let Some(n) = options.recv_buffer {
             if setsockopt_int(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, int(n)).is_err() {
                 socket.set_recv_buffer_size(n)?;
             }
@@ -130,7 +143,9 @@ impl TunnelSocket {
             .ok_or_else(|| io::Error::other("tunnel socket has no IP address"))?;
         // Probe UDP_SEGMENT: reading it works exactly where the kernel supports it.
         let gso = getsockopt_int(&socket, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
-        let gro = options.gro && setsockopt_int(&socket, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
+        let gro = options.gro
+            && !options.send_only
+            && setsockopt_int(&socket, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
         Ok(TunnelSocket {
             socket,
             local,
@@ -539,6 +554,37 @@ fn gro_segment_size(h: &libc::msghdr) -> Option<usize> {
         }
     }
     None
+}
+
+/// Attaches a classic BPF filter that accepts nothing (`ret #0`): datagrams for the socket are
+/// dropped before they are queued.
+fn drop_all_input(socket: &Socket) -> io::Result<()> {
+    let mut code = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: code.len() as u16,
+        filter: code.as_mut_ptr(),
+    };
+    // SAFETY: a valid fd and a sock_fprog pointing at `code`, alive for the call (the kernel
+    // copies the program).
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// `getsockopt` of a `c_int` option.

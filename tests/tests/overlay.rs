@@ -4,6 +4,7 @@
 //! namespace (10.20.0.0/24) and an "outside" namespace (10.30.0.0/24) behind the router.
 //! Everything lives in namespaces this test makes.
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 use vswitch_tests::*;
 
@@ -458,5 +459,265 @@ fn gwbridge_follows_connect_and_removal_propagates() {
     )));
     // Its name is free again cluster-wide.
     ok(a.vswitch(&["network", "create", "-d", "overlay", "ov"]));
+    drop((a, b, etcd, etcd_ns, lan));
+}
+
+/// Server in c2: every connection gets `SERVE_BYTES` bytes, then EOF.
+const SERVER: &str = r#"
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5001))
+s.listen(64)
+def serve(c):
+    with c:
+        c.sendall(b"x" * 262144)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// Client in c1: `FLOWS` concurrent connections to argv[1]:5001 (retried for 10 s while the
+/// server comes up), each read to EOF; prints the bytes received per connection.
+const CLIENT: &str = r#"
+import socket, sys, threading, time
+got = []
+def one():
+    deadline = time.time() + 10
+    while True:
+        try:
+            c = socket.create_connection((sys.argv[1], 5001), timeout=5)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+    n = 0
+    with c:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+    got.append(n)
+ts = [threading.Thread(target=one) for _ in range(int(sys.argv[2]))]
+for t in ts: t.start()
+for t in ts: t.join()
+print(" ".join(str(n) for n in got))
+"#;
+
+/// An AF_PACKET socket on `dev` in `ns` (both directions of every frame it carries).
+fn packet_socket(ns: &Netns, dev: &str) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let path = std::path::PathBuf::from("/run/netns").join(&ns.name);
+    let dev = std::ffi::CString::new(dev).unwrap();
+    vswitch::netns::run_in(&path, move || {
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket calls on a fresh fd with structs of the right sizes.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                all.into(),
+            );
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = all;
+            sll.sll_ifindex = libc::if_nametoindex(dev.as_ptr()) as i32;
+            assert!(sll.sll_ifindex > 0, "no such device");
+            let rc = libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+            let buf: libc::c_int = 16 << 20;
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&buf as *const libc::c_int).cast(),
+                4,
+            );
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 100_000,
+            };
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            fd
+        }
+    })
+    .expect("enter namespace")
+}
+
+/// What one captured VXLAN datagram says: outer (src port, dst port) and the inner TCP
+/// flow (src ip, dst ip, src port, dst port), if the inner frame is IPv4/TCP.
+type Outer = (u16, u16, Option<([u8; 4], [u8; 4], u16, u16)>);
+
+/// Parses an Ethernet/IPv4/UDP frame between `vteps`; `None` for anything else.
+fn parse_vxlan(f: &[u8], vteps: &[[u8; 4]; 2]) -> Option<Outer> {
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    if u16_at(f, 12)? != 0x0800 {
+        return None;
+    }
+    let ip = f.get(14..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    let (src, dst): ([u8; 4], [u8; 4]) = (
+        ip.get(12..16)?.try_into().ok()?,
+        ip.get(16..20)?.try_into().ok()?,
+    );
+    if *ip.get(9)? != 17 || !vteps.contains(&src) || !vteps.contains(&dst) {
+        return None;
+    }
+    let udp = ip.get(ihl..)?;
+    let (sport, dport) = (u16_at(udp, 0)?, u16_at(udp, 2)?);
+    let inner = udp.get(8 + 8..)?;
+    let flow = (|| {
+        if u16_at(inner, 12)? != 0x0800 {
+            return None;
+        }
+        let ip = inner.get(14..)?;
+        let ihl = usize::from(ip.first()? & 0x0f) * 4;
+        if *ip.get(9)? != 6 {
+            return None;
+        }
+        let tcp = ip.get(ihl..)?;
+        Some((
+            ip.get(12..16)?.try_into().ok()?,
+            ip.get(16..20)?.try_into().ok()?,
+            u16_at(tcp, 0)?,
+            u16_at(tcp, 2)?,
+        ))
+    })();
+    Some((sport, dport, flow))
+}
+
+/// RFC 7348 §5: the outer UDP source port follows the inner flow. Eight concurrent TCP
+/// transfers between two containers on two hosts, captured on the underlay: every inner flow
+/// keeps one outer source port, the flows spread over several, and every datagram goes to
+/// port 4789.
+#[test]
+fn overlay_outer_source_port_per_inner_flow() {
+    const FLOWS: usize = 8;
+    let lan = Netns::new("ovsp");
+    lan.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+    lan.exec_ok(&["ip", "link", "set", "br0", "up"]);
+    let member = |tag: &str, ip: &str, port: &str| {
+        let ns = Netns::new(tag);
+        lan.link_to(&ns, port, "192.0.2.254/32", "eth0", &format!("{ip}/24"));
+        lan.exec_ok(&["ip", "addr", "flush", "dev", port]);
+        lan.exec_ok(&["ip", "link", "set", port, "master", "br0"]);
+        ns
+    };
+    let etcd_ns = member("ovspe", "10.41.0.9", "p-etcd");
+    let etcd = Etcd::start(&etcd_ns, "10.41.0.9");
+    let store = etcd.store_url();
+    let start = |tag: &str, ip: &str, port: &str| {
+        Daemon::start_in(
+            member(tag, ip, port),
+            &["--cluster-store", &store, "--cluster-advertise", ip],
+        )
+    };
+    let a = start("ovspa", "10.41.0.1", "p-a");
+    let b = start("ovspb", "10.41.0.2", "p-b");
+    let vteps = [[10, 41, 0, 1], [10, 41, 0, 2]];
+
+    ok(a.vswitch(&["network", "create", "-d", "overlay", "ov"]));
+    assert!(wait_until(Duration::from_secs(10), || has_network(
+        &b, "ov"
+    )));
+    a.run_sandbox("c1", &["--net", "ov"]);
+    ok(b.vswitch(&[
+        "run", "-d", "--name", "c2", "--net", "ov", "--", "python3", "-c", SERVER,
+    ]));
+    let ip2 = ipv4(&b, "c2");
+    assert!(
+        wait_until(Duration::from_secs(10), || a.pings("c1", &ip2)),
+        "c1 cannot reach c2; log:\n{}",
+        a.log()
+    );
+
+    // Capture on host a's underlay port while the transfers run.
+    let cap = packet_socket(&lan, "p-a");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 256];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: reading into our buffer (truncated frames are fine: headers only).
+                let r = unsafe {
+                    libc::recv(
+                        cap.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_TRUNC,
+                    )
+                };
+                if r > 0 {
+                    let n = (r as usize).min(buf.len());
+                    if let Some(o) = parse_vxlan(&buf[..n], &vteps) {
+                        seen.push(o);
+                    }
+                }
+            }
+            seen
+        })
+    };
+    let out = a.in_sandbox("c1", &["python3", "-c", CLIENT, &ip2, &FLOWS.to_string()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = reader.join().expect("capture thread");
+    assert!(out.status.success(), "client: {}", stderr(&out));
+    let got: Vec<String> = stdout(&out).split_whitespace().map(str::to_owned).collect();
+    assert_eq!(
+        got,
+        vec!["262144".to_string(); FLOWS],
+        "transfers incomplete"
+    );
+
+    let mut by_flow: std::collections::HashMap<_, std::collections::BTreeSet<u16>> =
+        Default::default();
+    for (sport, dport, flow) in &seen {
+        assert_eq!(*dport, 4789, "VXLAN datagram to port {dport}");
+        if let Some(f) = flow.filter(|f| f.2 == 5001 || f.3 == 5001) {
+            by_flow.entry(f).or_default().insert(*sport);
+        }
+    }
+    // Both directions of every connection crossed (data one way, ACKs the other).
+    assert!(by_flow.len() >= 2 * FLOWS, "flows seen: {by_flow:?}");
+    for (f, ports) in &by_flow {
+        assert_eq!(ports.len(), 1, "inner flow {f:?} left from ports {ports:?}");
+        assert!(!ports.contains(&4789), "inner flow {f:?} left from 4789");
+    }
+    let distinct: std::collections::BTreeSet<u16> = by_flow.values().flatten().copied().collect();
+    assert!(distinct.len() >= 2, "every flow left from {distinct:?}");
+    // The tunnel is served by a datapath worker: vswitchd has no tunnel thread.
+    for d in [&a, &b] {
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .collect();
+        assert!(
+            threads.iter().any(|t| t.starts_with("vswitch-dp")),
+            "{threads:?}"
+        );
+        assert!(!threads.iter().any(|t| t == "vswitch-vxlan"), "{threads:?}");
+    }
     drop((a, b, etcd, etcd_ns, lan));
 }

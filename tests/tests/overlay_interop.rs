@@ -2,8 +2,8 @@
 //! networks (VNIs) sharing one tunnel socket.
 //!
 //! vtepA (10.200.1.1) runs our side, driven from the test process: one [`TunnelHost`] whose
-//! socket is bound in vtepA, and a datapath with two switches, each with a container TAP and
-//! a tunnel port. vtepB (10.200.1.2) has two kernel `vxlan` devices (port 4789, no learning):
+//! socket is bound in vtepA and served by the datapath's worker (as vswitchd runs it), and
+//! two switches there, each with a container TAP and a tunnel port. vtepB (10.200.1.2) has two kernel `vxlan` devices (port 4789, no learning):
 //!
 //! - VNI 4242, flood-and-learn (`attach(.., flood = true)`, `flood_to_tunnel`): vx0 holds
 //!   172.30.0.2 with a default FDB entry towards vtepA; c1 (172.30.0.1) resolves it with ARP
@@ -120,6 +120,17 @@ fn container(dp: &Datapath, net: &str, ns: &Netns, mac: &str, addr: Ipv4Addr) {
     .expect("add container port");
 }
 
+/// Names of this process's threads.
+fn threads_of_this_process() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
 /// Frames vtepB's `dev` received.
 fn rx_packets(b: &Netns, dev: &str) -> u64 {
     let out = b.exec_ok(&["ip", "-s", "-j", "link", "show", dev]);
@@ -175,17 +186,27 @@ fn kernel_vxlan_interop_two_vnis_one_socket() {
         "permanent",
     ]);
 
-    // vtepA: one tunnel socket for both VNIs, bound inside vtepA.
+    // vtepA: one tunnel socket for both VNIs, bound inside vtepA and served by the
+    // datapath's worker (as vswitchd does): no tunnel thread.
     let local = SocketAddr::new(IpAddr::V4(VTEP_A), 4789);
-    let tunnel = vswitch::netns::run_in(&ns_path(&a), move || TunnelHost::start(local, 4789))
-        .expect("enter vtepA")
-        .expect("start tunnel host");
+    let dp = Datapath::start(1).expect("datapath");
+    let (mut dp, tunnel) = vswitch::netns::run_in(&ns_path(&a), move || {
+        let mut dp = dp;
+        let t = TunnelHost::start_on(&mut dp, local, 4789);
+        (dp, t)
+    })
+    .expect("enter vtepA");
+    let tunnel = tunnel.expect("start tunnel host");
     assert_eq!(tunnel.local_addr(), local);
+    assert!(
+        !threads_of_this_process().contains(&"vswitch-vxlan".to_string()),
+        "a tunnel thread runs: {:?}",
+        threads_of_this_process()
+    );
 
-    let mut dp = Datapath::start(1).expect("datapath");
     // VNI 4242: flood-and-learn with a static peer, as the kernel's vxlan.
     let net = "ovl";
-    dp.add_network(
+    dp.add_overlay_network(
         net,
         SwitchConfig {
             subnets: vec!["172.30.0.0/24".parse().unwrap()],
@@ -195,16 +216,15 @@ fn kernel_vxlan_interop_two_vnis_one_socket() {
     )
     .expect("add network");
     container(&dp, net, &c1, C1_MAC, Ipv4Addr::new(172, 30, 0, 1));
-    let io = tunnel.attach(VNI, true).expect("attach 4242");
-    let tport = dp
-        .add_port(net, PortConfig::tunnel(), io, None)
-        .expect("add tunnel port");
+    let tport = tunnel
+        .attach_port(&dp, net, VNI, true)
+        .expect("attach 4242");
     tunnel.add_peer(VNI, IpAddr::V4(VTEP_B));
     tunnel.set_remote_mac(VNI, VX0_MAC.parse().unwrap(), IpAddr::V4(VTEP_B));
 
     // VNI 4243: cluster mode, vx1 registered as a remote endpoint.
     let net2 = "ovl2";
-    dp.add_network(
+    dp.add_overlay_network(
         net2,
         SwitchConfig {
             subnets: vec!["172.31.0.0/24".parse().unwrap()],
@@ -213,10 +233,9 @@ fn kernel_vxlan_interop_two_vnis_one_socket() {
     )
     .expect("add network 2");
     container(&dp, net2, &c2, C2_MAC, Ipv4Addr::new(172, 31, 0, 1));
-    let io2 = tunnel.attach(VNI2, false).expect("attach 4243");
-    let tport2 = dp
-        .add_port(net2, PortConfig::tunnel(), io2, None)
-        .expect("add tunnel port 2");
+    let tport2 = tunnel
+        .attach_port(&dp, net2, VNI2, false)
+        .expect("attach 4243");
     let vx1: MacAddr = VX1_MAC.parse().unwrap();
     tunnel.set_remote_mac(VNI2, vx1, IpAddr::V4(VTEP_B));
     dp.set_remote_endpoint(net2, tport2, vx1, vec!["172.31.0.2".parse().unwrap()])

@@ -3,8 +3,13 @@
 //! preallocated buffer pool, lets the switch decide for the whole batch, then writes each frame
 //! out with `writev` (virtio-net header + frame), so 64 KiB TSO frames cross whole and nothing
 //! is allocated per frame. The control plane talks to workers over a channel plus an eventfd.
+//!
+//! One worker may also serve the overlay tunnel socket ([`crate::overlay`]): its overlay
+//! switches' tunnel ports are in-thread (frames go to the tunnel engine by a call, and
+//! received datagrams are decapsulated and switched in the same thread).
 
 use crate::capture::Tap;
+use crate::overlay::tunnel::Engine;
 use crate::port::tap::VNET_HDR_LEN;
 use crate::port::PortIo;
 use crate::switch::{
@@ -31,6 +36,13 @@ pub const TICK: Duration = Duration::from_millis(1000);
 /// Scratch space for software segmentation of a GSO frame for a port without offloads.
 pub const SCRATCH: usize = 2048;
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Epoll token of the overlay tunnel socket on the worker serving it.
+const TUNNEL_TOKEN: u64 = u64::MAX - 1;
+/// Bytes of frames the switch sends to a tunnel port while the worker is handing it received
+/// frames (switch-made replies; the tunnel engine is busy then), sent right after.
+const TUNNEL_DEFER_BYTES: usize = 16 * 1024;
+/// Most such frames held.
+const TUNNEL_DEFER_FRAMES: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
@@ -131,6 +143,39 @@ enum Ctl {
         tap: Tap,
         reply: Sender<Result<(), DatapathError>>,
     },
+    AddTunnel {
+        engine: Box<Engine>,
+        reply: Sender<Result<(), DatapathError>>,
+    },
+    RemoveTunnel,
+    AddTunnelPort {
+        net: String,
+        vni: u32,
+        reply: Sender<Result<PortId, DatapathError>>,
+    },
+}
+
+/// The control plane's hold on the tunnel engine a worker serves
+/// ([`crate::overlay::TunnelHost::start_on`]); dropping it stops the tunnel there.
+pub(crate) struct TunnelLink {
+    tx: Sender<Ctl>,
+    wake: OwnedFd,
+}
+
+impl std::fmt::Debug for TunnelLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TunnelLink")
+    }
+}
+
+impl Drop for TunnelLink {
+    fn drop(&mut self) {
+        if self.tx.send(Ctl::RemoveTunnel).is_ok() {
+            let one: u64 = 1;
+            // SAFETY: 8-byte write to our eventfd.
+            unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const _, 8) };
+        }
+    }
 }
 
 struct WorkerHandle {
@@ -144,6 +189,8 @@ pub struct Datapath {
     workers: Vec<WorkerHandle>,
     /// network id → worker index.
     placement: HashMap<String, usize>,
+    /// The worker serving the overlay tunnel, if one does.
+    tunnel_worker: Option<usize>,
 }
 
 impl Datapath {
@@ -182,6 +229,7 @@ impl Datapath {
         Ok(Datapath {
             workers: hs,
             placement: HashMap::new(),
+            tunnel_worker: None,
         })
     }
 
@@ -228,6 +276,74 @@ impl Datapath {
         self.workers[w].networks += 1;
         self.placement.insert(net.to_string(), w);
         Ok(())
+    }
+
+    /// Put an overlay network's switch on the worker serving the tunnel (see
+    /// [`crate::overlay::TunnelHost::start_on`]), or the least loaded one when none does.
+    pub fn add_overlay_network(
+        &mut self,
+        net: &str,
+        cfg: SwitchConfig,
+    ) -> Result<(), DatapathError> {
+        let Some(w) = self.tunnel_worker else {
+            return self.add_network(net, cfg);
+        };
+        if let Some(&at) = self.placement.get(net) {
+            return if at == w {
+                Ok(())
+            } else {
+                Err(DatapathError::Switch(format!(
+                    "network {net} is not on the tunnel's worker"
+                )))
+            };
+        }
+        self.send(
+            w,
+            Ctl::AddNetwork {
+                net: net.to_string(),
+                cfg,
+            },
+        )?;
+        self.workers[w].networks += 1;
+        self.placement.insert(net.to_string(), w);
+        Ok(())
+    }
+
+    /// Hands the tunnel engine to the least loaded worker, which serves its socket from its
+    /// own event loop from now on.
+    pub(crate) fn add_tunnel(&mut self, engine: Box<Engine>) -> Result<TunnelLink, DatapathError> {
+        if self.tunnel_worker.is_some() {
+            return Err(DatapathError::Switch("a tunnel is served already".into()));
+        }
+        let w = (0..self.workers.len())
+            .min_by_key(|&i| self.workers[i].networks)
+            .unwrap_or(0);
+        let (tx, rx) = channel::bounded(1);
+        self.send(w, Ctl::AddTunnel { engine, reply: tx })?;
+        rx.recv().map_err(|_| DatapathError::WorkerGone)??;
+        let h = &self.workers[w];
+        self.tunnel_worker = Some(w);
+        Ok(TunnelLink {
+            tx: h.tx.clone(),
+            wake: h.wake.try_clone().map_err(sys("dup eventfd"))?,
+        })
+    }
+
+    /// Adds the tunnel port of overlay `vni` to `net`'s switch (on the tunnel's worker):
+    /// frames to it are encapsulated in that thread, datagrams for `vni` are handed to the
+    /// switch there.
+    pub(crate) fn add_tunnel_port(&self, net: &str, vni: u32) -> Result<PortId, DatapathError> {
+        let w = self.worker_of(net)?;
+        let (tx, rx) = channel::bounded(1);
+        self.send(
+            w,
+            Ctl::AddTunnelPort {
+                net: net.to_string(),
+                vni,
+                reply: tx,
+            },
+        )?;
+        rx.recv().map_err(|_| DatapathError::WorkerGone)?
     }
 
     /// Remove a network and close all its ports (their interfaces disappear).
@@ -391,6 +507,8 @@ struct NetState {
     port_stats: Vec<PortCounters>,
     /// Active captures (usually none).
     taps: Vec<Tap>,
+    /// The in-thread tunnel port and its VNI (overlays on the tunnel's worker).
+    tunnel: Option<(PortId, u32)>,
 }
 
 struct Worker {
@@ -410,6 +528,16 @@ struct Worker {
     reply_hdr: [u8; VNET_HDR_LEN],
     start: Instant,
     last_tick: Instant,
+    /// The overlay tunnel engine, on the worker serving it (taken out while it hands
+    /// received frames over).
+    tunnel: Option<Box<Engine>>,
+    /// VNI → network index, for the tunnel ports on this worker.
+    tunnel_nets: HashMap<u32, usize>,
+    /// Frames for tunnel ports held while the engine is taken out: bytes, (VNI, end).
+    defer_buf: Vec<u8>,
+    defer: Vec<(u32, usize)>,
+    /// Frames for tunnel ports are deferred (not dropped) while the engine is out.
+    deferring: bool,
 }
 
 impl Worker {
@@ -442,6 +570,11 @@ impl Worker {
             reply_hdr,
             start: Instant::now(),
             last_tick: Instant::now(),
+            tunnel: None,
+            tunnel_nets: HashMap::new(),
+            defer_buf: Vec::with_capacity(TUNNEL_DEFER_BYTES),
+            defer: Vec::with_capacity(TUNNEL_DEFER_FRAMES),
+            deferring: false,
         })
     }
 
@@ -474,6 +607,8 @@ impl Worker {
                     if !self.control() {
                         return;
                     }
+                } else if token == TUNNEL_TOKEN {
+                    self.service_tunnel();
                 } else {
                     self.service(token as usize, ev.events);
                 }
@@ -518,12 +653,16 @@ impl Worker {
                     stats: NetStats::default(),
                     port_stats: Vec::new(),
                     taps: Vec::new(),
+                    tunnel: None,
                 });
                 self.net_index.insert(net, idx);
             }
             Ctl::RemoveNetwork { net } => {
                 if let Some(idx) = self.net_index.remove(&net) {
                     if let Some(n) = self.nets[idx].take() {
+                        if let Some((_, vni)) = n.tunnel {
+                            self.tunnel_nets.remove(&vni);
+                        }
                         for slot in n.slots.into_iter().flatten() {
                             self.close_slot(slot);
                         }
@@ -546,6 +685,10 @@ impl Worker {
                         // A capture of this port ends with it (its id may be reused).
                         n.taps
                             .retain(|t| t.scope() != crate::capture::Scope::Port(port));
+                        if let Some((_, vni)) = n.tunnel.filter(|t| t.0 == port) {
+                            n.tunnel = None;
+                            self.tunnel_nets.remove(&vni);
+                        }
                         if let Some(slot) = n.slots.get_mut(port.index()).and_then(Option::take) {
                             self.close_slot(slot);
                         }
@@ -602,7 +745,10 @@ impl Worker {
                 {
                     None => Err(DatapathError::NoNetwork(net)),
                     Some(n) => match port {
-                        Some(p) if n.slots.get(p.index()).copied().flatten().is_none() => {
+                        Some(p)
+                            if n.slots.get(p.index()).copied().flatten().is_none()
+                                && n.tunnel.is_none_or(|t| t.0 != p) =>
+                        {
                             Err(DatapathError::NoPort(net, p))
                         }
                         _ => {
@@ -614,7 +760,121 @@ impl Worker {
                 };
                 let _ = reply.send(r);
             }
+            Ctl::AddTunnel { engine, reply } => {
+                let r = if self.tunnel.is_some() {
+                    Err(DatapathError::Switch("a tunnel is served already".into()))
+                } else {
+                    epoll_add(self.epfd.as_raw_fd(), engine.socket_fd(), TUNNEL_TOKEN)
+                        .map_err(sys("epoll add tunnel socket"))
+                        .map(|()| self.tunnel = Some(engine))
+                };
+                let _ = reply.send(r);
+            }
+            Ctl::RemoveTunnel => {
+                if let Some(e) = self.tunnel.take() {
+                    let _ = epoll_del(self.epfd.as_raw_fd(), e.socket_fd());
+                }
+            }
+            Ctl::AddTunnelPort { net, vni, reply } => {
+                let _ = reply.send(self.add_tunnel_port(&net, vni));
+            }
         }
+    }
+
+    fn add_tunnel_port(&mut self, net: &str, vni: u32) -> Result<PortId, DatapathError> {
+        if self.tunnel.is_none() {
+            return Err(DatapathError::Switch(format!(
+                "network {net}: the tunnel is not served by this network's worker"
+            )));
+        }
+        if self.tunnel_nets.contains_key(&vni) {
+            return Err(DatapathError::Switch(format!(
+                "VNI {vni} has a port already"
+            )));
+        }
+        let idx = *self
+            .net_index
+            .get(net)
+            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
+        let n = self.nets[idx]
+            .as_mut()
+            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
+        if n.tunnel.is_some() {
+            return Err(DatapathError::Switch(format!(
+                "network {net} has a tunnel port"
+            )));
+        }
+        let port = n
+            .switch
+            .add_port(PortConfig::tunnel())
+            .map_err(|e| DatapathError::Switch(e.to_string()))?;
+        if n.port_stats.len() <= port.index() {
+            n.port_stats
+                .resize(port.index() + 1, PortCounters::default());
+        }
+        n.port_stats[port.index()] = PortCounters::default();
+        n.tunnel = Some((port, vni));
+        self.tunnel_nets.insert(vni, idx);
+        Ok(port)
+    }
+
+    /// Receives from the tunnel socket: the engine decapsulates (and merges TCP segments),
+    /// and each network's frames are switched here in batches, in this thread.
+    fn service_tunnel(&mut self) {
+        let Some(mut engine) = self.tunnel.take() else {
+            return;
+        };
+        self.deferring = true;
+        // The batch being filled: (network, tunnel port) and frames in `bufs`.
+        let mut to: Option<(usize, PortId)> = None;
+        let mut count = 0;
+        engine.service_underlay(&mut |vni, hdr, frame| {
+            let Some(&net) = self.tunnel_nets.get(&vni) else {
+                return false;
+            };
+            let Some((port, _)) = self
+                .nets
+                .get(net)
+                .and_then(Option::as_ref)
+                .and_then(|n| n.tunnel)
+            else {
+                return false;
+            };
+            if count == BATCH || to.is_some_and(|t| t != (net, port)) {
+                if let Some((n, p)) = to {
+                    self.switch_batch(n, &[p; BATCH][..count], count);
+                }
+                count = 0;
+            }
+            let len = VNET_HDR_LEN + frame.len();
+            let Some(buf) = self.bufs.get_mut(count).and_then(|b| b.get_mut(..len)) else {
+                return false;
+            };
+            buf[..VNET_HDR_LEN].copy_from_slice(hdr);
+            buf[VNET_HDR_LEN..].copy_from_slice(frame);
+            self.lens[count] = len;
+            count += 1;
+            to = Some((net, port));
+            true
+        });
+        if let Some((n, p)) = to.filter(|_| count > 0) {
+            self.switch_batch(n, &[p; BATCH][..count], count);
+        }
+        self.deferring = false;
+        // What the switch sent to tunnel ports meanwhile (replies) goes out now.
+        let mut start = 0;
+        for &(vni, end) in &self.defer {
+            let whole = &self.defer_buf[start..end];
+            if !engine.push(vni, whole) {
+                engine.flush();
+                engine.push(vni, whole);
+            }
+            start = end;
+        }
+        self.defer.clear();
+        self.defer_buf.clear();
+        engine.flush();
+        self.tunnel = Some(engine);
     }
 
     fn switch_mut(&mut self, net: &str) -> Result<&mut Switch, DatapathError> {
@@ -787,6 +1047,63 @@ impl Worker {
             capture_rx(n, in_ports, &self.bufs, &self.lens, count);
         }
         for tx in self.decisions.tx() {
+            if let Some((_, vni)) = n.tunnel.filter(|t| t.0 == tx.port) {
+                let whole: &[u8] = match tx.frame {
+                    FrameRef::Input(i) => &self.bufs[i as usize][..self.lens[i as usize]],
+                    FrameRef::Reply(r) => {
+                        let reply = self.decisions.reply(r);
+                        self.seg_frame[..VNET_HDR_LEN].copy_from_slice(&self.reply_hdr);
+                        let end = VNET_HDR_LEN + reply.len();
+                        match self.seg_frame.get_mut(VNET_HDR_LEN..end) {
+                            Some(b) => b.copy_from_slice(reply),
+                            None => continue,
+                        }
+                        &self.seg_frame[..end]
+                    }
+                };
+                let ok = match self.tunnel.as_mut() {
+                    Some(e) => {
+                        e.push(vni, whole) || {
+                            e.flush();
+                            e.push(vni, whole)
+                        }
+                    }
+                    None if self.deferring
+                        && self.defer.len() < TUNNEL_DEFER_FRAMES
+                        && self.defer_buf.len() + whole.len() <= TUNNEL_DEFER_BYTES =>
+                    {
+                        self.defer_buf.extend_from_slice(whole);
+                        self.defer.push((vni, self.defer_buf.len()));
+                        true
+                    }
+                    None => false,
+                };
+                let len = whole.len().saturating_sub(VNET_HDR_LEN) as u64;
+                let c = n.port_stats.get_mut(tx.port.index());
+                if ok {
+                    n.stats.tx_frames += 1;
+                    n.stats.tx_bytes += len;
+                    if let Some(c) = c {
+                        c.tx_frames += 1;
+                        c.tx_bytes += len;
+                    }
+                } else {
+                    n.stats.tx_dropped += 1;
+                    if let Some(c) = c {
+                        c.tx_dropped += 1;
+                    }
+                }
+                if !n.taps.is_empty() {
+                    let reply = matches!(tx.frame, FrameRef::Reply(_));
+                    let bytes = &whole[VNET_HDR_LEN.min(whole.len())..];
+                    for t in n.taps.iter_mut().filter(|t| t.wants_tx(tx.port, reply)) {
+                        if t.offer(bytes) {
+                            n.stats.capture_dropped += 1;
+                        }
+                    }
+                }
+                continue;
+            }
             let Some(slot) = n.slots.get(tx.port.index()).copied().flatten() else {
                 continue;
             };
@@ -857,6 +1174,10 @@ impl Worker {
             }
         }
         let _ = &n.id;
+        // The tunnel's share of this batch leaves now, as one batch.
+        if let Some(e) = self.tunnel.as_mut() {
+            e.flush();
+        }
     }
 }
 

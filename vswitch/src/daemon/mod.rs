@@ -97,16 +97,17 @@ impl Daemon {
         for p in &report.problems {
             tracing::warn!("restore: {p}");
         }
+        let mut dp = Datapath::start(config.workers).map_err(internal)?;
         let cluster = match &config.cluster {
             Some(cs) => Some(Daemon::cluster_open(
                 cs,
                 &config.data_root,
                 &rt,
                 &mut state,
+                &mut dp,
             )?),
             None => None,
         };
-        let dp = Datapath::start(config.workers).map_err(internal)?;
         let d = Daemon {
             state: Arc::new(Mutex::new(state)),
             rt,

@@ -21,12 +21,13 @@ use super::{internal, lock, Daemon, Error};
 use crate::cluster::link::StoreLink;
 use crate::cluster::NetworkRecord;
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, ClusterEvent, EndpointRecord};
+use crate::datapath::Datapath;
 use crate::model::{
     self, handover, ClusterIpam, Driver, Endpoint, EndpointSettings, Network, RemoteEndpoint,
     Sandbox,
 };
 use crate::overlay::TunnelHost;
-use crate::switch::{PortConfig, PortId, SwitchConfig};
+use crate::switch::{PortId, SwitchConfig};
 use crate::wire::MacAddr;
 use ipam::{IpNet, SubnetConfig};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -182,6 +183,7 @@ impl Daemon {
         data_root: &Path,
         rt: &tokio::runtime::Handle,
         state: &mut model::State,
+        dp: &mut Datapath,
     ) -> Result<ClusterCtx, Error> {
         let mut cfg =
             ClusterConfig::parse_url(&settings.store, settings.advertise).map_err(|e| {
@@ -192,7 +194,9 @@ impl Daemon {
         }
         let id = host_id(data_root)?;
         let local = SocketAddr::new(settings.advertise, settings.data_path_port);
-        let tunnels = TunnelHost::start(local, settings.data_path_port)
+        // Served from a datapath worker: frames cross no thread between a container and
+        // the tunnel (overlay switches go on that worker).
+        let tunnels = TunnelHost::start_on(dp, local, settings.data_path_port)
             .map_err(|e| Error::Unavailable(format!("VXLAN tunnel socket on {local}: {e}")))?;
         let link = Arc::new(StoreLink::new());
         state.set_cluster_ipam(Box::new(EtcdIpam {
@@ -511,18 +515,10 @@ impl Daemon {
             ..SwitchConfig::default()
         };
         let mut dp = lock(&self.dp);
-        dp.add_network(&n.id, cfg).map_err(internal)?;
-        let io = match lock(&c.tunnels).attach(vni, false) {
-            Ok(io) => io,
-            Err(e) => {
-                let _ = dp.remove_network(&n.id);
-                return Err(internal(e));
-            }
-        };
-        let port = match dp.add_port(&n.id, PortConfig::tunnel(), io, None) {
+        dp.add_overlay_network(&n.id, cfg).map_err(internal)?;
+        let port = match lock(&c.tunnels).attach_port(&dp, &n.id, vni, false) {
             Ok(p) => p,
             Err(e) => {
-                let _ = lock(&c.tunnels).detach(vni);
                 let _ = dp.remove_network(&n.id);
                 return Err(internal(e));
             }

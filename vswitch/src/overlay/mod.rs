@@ -1,15 +1,28 @@
 //! Overlay networks: one VXLAN tunnel socket per host serving every overlay network on it.
 //!
-//! [`TunnelHost::start`] binds one [`encap::TunnelSocket`] (the host's advertise address,
-//! port 4789) in the calling thread's network namespace and starts one thread ([`tunnel`]).
-//! Each overlay network on the host gets a port for its switch with
-//! [`TunnelHost::attach`]`(vni, flood)`: a [`PortIo`] (attached with
-//! [`PortConfig::tunnel`](crate::switch::PortConfig::tunnel)) whose fd is one end of a
-//! `SOCK_SEQPACKET` socketpair; the thread serves the other end of every such pair:
+//! The tunnel's work (module [`tunnel`]'s engine) runs in one of two places:
+//!
+//! - **in a datapath worker** (what vswitchd does): [`TunnelHost::start_on`] binds one
+//!   [`encap::TunnelSocket`] (the host's advertise address, port 4789) in the calling
+//!   thread's network namespace and hands the engine to a worker of the
+//!   [`Datapath`](crate::datapath::Datapath), which adds the socket to its own epoll set.
+//!   Overlay switches go on that worker
+//!   ([`Datapath::add_overlay_network`](crate::datapath::Datapath::add_overlay_network)) and
+//!   get an in-thread tunnel port with [`TunnelHost::attach_port`]`(dp, net, vni, flood)`:
+//!   what the switch sends to it is pushed into the engine's transmit batch (one copy, behind
+//!   the VXLAN header) and sent at the end of the switch's batch; what the engine
+//!   decapsulates is copied into the worker's buffers and switched there;
+//! - **in a thread of its own**: [`TunnelHost::start`] starts one thread, and
+//!   [`TunnelHost::attach`]`(vni, flood)` gives a [`PortIo`] (attached with
+//!   [`PortConfig::tunnel`](crate::switch::PortConfig::tunnel)) whose fd is one end of a
+//!   `SOCK_SEQPACKET` socketpair; the thread serves the other end of every pair (one epoll
+//!   set over the socket, the pairs and a stop eventfd).
+//!
+//! Either way:
 //!
 //! - frames the switch sends to the tunnel port (virtio-net header + Ethernet frame; the port
 //!   takes offloads, so TSO frames and partial checksums arrive whole and are segmented or
-//!   completed by the tunnel thread) are encapsulated with the network's VNI and sent to the
+//!   completed by the engine) are encapsulated with the network's VNI and sent to the
 //!   VTEP owning the destination MAC ([`TunnelHost::set_remote_mac`]). Broadcast, multicast
 //!   and unknown unicast go to every peer of the VNI (head-end replication) when the VNI
 //!   was attached with `flood`, and are dropped (counted in [`TunnelDrops::not_flooded`])
@@ -22,19 +35,28 @@
 //!   on the way (`gro`), so the container's stack sees 64 KiB frames as with the kernel's
 //!   GRO.
 //!
-//! Latency: a frame crosses four threads between two containers (datapath worker and tunnel
-//! thread on each host), so a round trip costs more wake-ups than the kernel's path; putting
-//! the socket in the datapath workers' epoll would remove two of them.
+//! Outer source port (RFC 7348 §5): datagrams leave from one of [`SOURCE_PORTS`] send-only
+//! sockets bound to the same address with ephemeral ports, chosen by a hash of the inner flow
+//! (the TCP/UDP 5-tuple over IPv4/IPv6, the MAC pair otherwise; [`encap::flow_source_port`]),
+//! so one flow keeps one outer port and underlay ECMP and the receiver's RSS spread flows; a
+//! GSO send is one flow's run. Only the socket on port 4789 receives; a peer is accepted from
+//! any source port of its VTEP address.
 //!
-//! The thread waits on one epoll set (the socket, every attached pair, a stop eventfd);
-//! [`TunnelHost::attach`] and [`TunnelHost::detach`] add and remove pairs there directly.
-//! Sending is batched with `sendmmsg`, receiving with `recvmmsg` and UDP GRO where the kernel
-//! has it. Nothing is allocated per frame: buffers are preallocated by the thread and the
-//! `sendmmsg` list lives on the stack. The forwarding state (per VNI: peers, remote MACs,
-//! counters) sits behind one mutex taken once per batch.
+//! Latency: served by a worker, a frame between a container and the tunnel stays on one
+//! thread (the worker's), so two containers on two hosts are two thread wake-ups apart, as
+//! with the kernel's bridge + `vxlan` path; with the tunnel thread it would be four (each
+//! hand-off costs about 6 µs). The price: every overlay network of the host is switched by
+//! that one worker (other workers keep the bridge networks).
+//!
+//! Sending is batched with `sendmmsg` and UDP GSO, receiving with `recvmmsg` and UDP GRO where
+//! the kernel has it. Nothing is allocated per frame: buffers are preallocated by the engine
+//! (and the worker) and the `sendmmsg` list lives on the stack. The forwarding state (per
+//! VNI: peers, remote MACs, counters) sits behind one mutex taken once per batch; in a worker,
+//! frames the switch sends to a tunnel port while it is handed received ones (its own
+//! replies) wait in a small buffer until the lock is released.
 //!
 //! Remove the port from the datapath before detaching it; dropping the [`TunnelHost`] stops
-//! the thread and closes every pair.
+//! the thread (or takes the engine off its worker) and closes every pair.
 
 mod gro;
 pub mod tunnel;
@@ -55,6 +77,9 @@ use crate::wire::MacAddr;
 pub const DEFAULT_MTU: u32 = 1500 - OVERHEAD as u32;
 /// First VNI given to overlay networks (Docker's overlay driver starts there too).
 pub const FIRST_VNI: u32 = 256;
+/// Outer UDP source ports a host sends from (one send-only socket each), chosen per inner
+/// flow: enough for underlay ECMP and receive-side scaling to spread flows, few enough fds.
+pub const SOURCE_PORTS: usize = 32;
 
 /// Epoll token of the stop eventfd (VNIs are 24-bit, so no VNI token collides).
 pub(crate) const STOP_TOKEN: u64 = u64::MAX;
@@ -113,7 +138,8 @@ pub struct TunnelDrops {
     pub send_error: u64,
     /// A received datagram from an address that is not one of this VNI's peers.
     pub unknown_vtep: u64,
-    /// A decapsulated frame the switch side did not take (socketpair full or closed).
+    /// A decapsulated frame the switch side did not take (socketpair full or closed; inline,
+    /// a frame too large for the worker's buffers or a VNI whose port is gone).
     pub switch_full: u64,
 }
 
@@ -149,6 +175,9 @@ pub(crate) struct Vni {
     pub pair: Option<Arc<OwnedFd>>,
     /// The switch side has not closed the pair.
     pub open: bool,
+    /// Attached inline: the switch runs in the datapath worker that serves the socket, and
+    /// frames cross as function calls (no pair).
+    pub inline: bool,
     /// Head-end replication of broadcast/multicast/unknown unicast to every peer.
     pub flood: bool,
     /// Peers' addresses (canonical form): the only senders accepted for this VNI.
@@ -158,6 +187,13 @@ pub(crate) struct Vni {
     /// Remote MAC → its VTEP (with the destination port).
     pub macs: HashMap<MacAddr, SocketAddr>,
     pub stats: TunnelStats,
+}
+
+impl Vni {
+    /// Has a switch port (pair or inline).
+    pub(crate) fn attached(&self) -> bool {
+        self.pair.is_some() || self.inline
+    }
 }
 
 /// Everything the control plane sets and the thread reads, locked once per batch.
@@ -184,11 +220,33 @@ impl Shared {
 #[derive(Debug)]
 pub struct TunnelHost {
     shared: Arc<Shared>,
-    epfd: Arc<OwnedFd>,
-    stop: OwnedFd,
+    /// The tunnel thread's epoll set and stop eventfd (`None` when served by a worker).
+    epfd: Option<Arc<OwnedFd>>,
+    stop: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
+    /// The datapath worker serving the socket ([`TunnelHost::start_on`]).
+    worker: Option<crate::datapath::TunnelLink>,
     local: SocketAddr,
     dst_port: u16,
+}
+
+/// Binds the receive socket on `local` and the [`SOURCE_PORTS`] send-only sockets.
+fn bind_sockets(local: SocketAddr) -> Result<(TunnelSocket, Vec<TunnelSocket>), OverlayError> {
+    let options = TunnelOptions {
+        gro: true,
+        ..TunnelOptions::default()
+    };
+    let sock = TunnelSocket::bind_with(local, &options).map_err(sys("bind tunnel socket"))?;
+    let send_only = TunnelOptions {
+        send_only: true,
+        ..TunnelOptions::default()
+    };
+    let from = SocketAddr::new(sock.local_addr().ip(), 0);
+    let senders = (0..SOURCE_PORTS)
+        .map(|_| TunnelSocket::bind_with(from, &send_only))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(sys("bind tunnel sender"))?;
+    Ok((sock, senders))
 }
 
 impl TunnelHost {
@@ -196,11 +254,7 @@ impl TunnelHost {
     /// picks one) in the calling thread's network namespace, and starts the tunnel thread.
     /// Datagrams go to peers' port `dst_port` (4789). No VNI is attached yet.
     pub fn start(local: SocketAddr, dst_port: u16) -> Result<TunnelHost, OverlayError> {
-        let options = TunnelOptions {
-            gro: true,
-            ..TunnelOptions::default()
-        };
-        let sock = TunnelSocket::bind_with(local, &options).map_err(sys("bind tunnel socket"))?;
+        let (sock, senders) = bind_sockets(local)?;
         let local = sock.local_addr();
         // SAFETY: epoll_create1 returns a new fd or -1.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -221,19 +275,84 @@ impl TunnelHost {
         tunnel::epoll_add(epfd.as_raw_fd(), sock.as_raw_fd(), SOCKET_TOKEN)
             .map_err(sys("epoll add"))?;
         let shared = Arc::new(Shared::default());
-        let engine = tunnel::Engine::new(sock, epfd.clone(), shared.clone());
+        let engine = tunnel::Engine::new(sock, senders, Some(epfd.clone()), shared.clone());
         let thread = std::thread::Builder::new()
             .name("vswitch-vxlan".into())
             .spawn(move || engine.run())
             .map_err(sys("spawn tunnel thread"))?;
         Ok(TunnelHost {
             shared,
-            epfd,
-            stop,
+            epfd: Some(epfd),
+            stop: Some(stop),
             thread: Some(thread),
+            worker: None,
             local,
             dst_port,
         })
+    }
+
+    /// Binds the tunnel socket as [`start`](Self::start) does, but serves it from a worker
+    /// of `dp` instead of a thread of its own: overlay switches go on that worker
+    /// ([`Datapath::add_overlay_network`](crate::datapath::Datapath::add_overlay_network)) and
+    /// get their tunnel port with [`attach_port`](Self::attach_port), so a frame between a
+    /// container and the tunnel stays on one thread.
+    pub fn start_on(
+        dp: &mut crate::datapath::Datapath,
+        local: SocketAddr,
+        dst_port: u16,
+    ) -> Result<TunnelHost, OverlayError> {
+        let (sock, senders) = bind_sockets(local)?;
+        let local = sock.local_addr();
+        let shared = Arc::new(Shared::default());
+        let engine = tunnel::Engine::new(sock, senders, None, shared.clone());
+        let link = dp
+            .add_tunnel(Box::new(engine))
+            .map_err(|e| sys("start tunnel on a datapath worker")(io::Error::other(e)))?;
+        Ok(TunnelHost {
+            shared,
+            epfd: None,
+            stop: None,
+            thread: None,
+            worker: Some(link),
+            local,
+            dst_port,
+        })
+    }
+
+    /// Attaches `vni` inline (see [`start_on`](Self::start_on)) and adds its tunnel port to
+    /// `net`'s switch in `dp` (a network added with `add_overlay_network`); `flood` as in
+    /// [`attach`](Self::attach). Returns the port.
+    pub fn attach_port(
+        &self,
+        dp: &crate::datapath::Datapath,
+        net: &str,
+        vni: u32,
+        flood: bool,
+    ) -> Result<crate::switch::PortId, OverlayError> {
+        if vni > VNI_MAX {
+            return Err(OverlayError::BadVni(vni));
+        }
+        if self.worker.is_none() {
+            return Err(OverlayError::Stopped);
+        }
+        {
+            let mut t = self.shared.table();
+            let v = t.vnis.entry(vni).or_default();
+            if v.attached() {
+                return Err(OverlayError::VniInUse(vni));
+            }
+            v.inline = true;
+            v.flood = flood;
+        }
+        match dp.add_tunnel_port(net, vni) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                if let Some(v) = self.shared.table().vnis.get_mut(&vni) {
+                    v.inline = false;
+                }
+                Err(sys("add tunnel port")(io::Error::other(e)))
+            }
+        }
     }
 
     /// The bound address (with the actual port when bound to port 0).
@@ -250,22 +369,22 @@ impl TunnelHost {
         if vni > VNI_MAX {
             return Err(OverlayError::BadVni(vni));
         }
-        if !self.is_running() {
+        let Some(epfd) = self.epfd.as_ref().filter(|_| self.is_running()) else {
             return Err(OverlayError::Stopped);
-        }
+        };
         let (theirs, ours) = crate::port::seqpacket_pair().map_err(sys("socketpair"))?;
         let ours = Arc::new(ours);
         {
             let mut t = self.shared.table();
             let v = t.vnis.entry(vni).or_default();
-            if v.pair.is_some() {
+            if v.attached() {
                 return Err(OverlayError::VniInUse(vni));
             }
             v.pair = Some(ours.clone());
             v.open = true;
             v.flood = flood;
         }
-        if let Err(e) = tunnel::epoll_add(self.epfd.as_raw_fd(), ours.as_raw_fd(), u64::from(vni)) {
+        if let Err(e) = tunnel::epoll_add(epfd.as_raw_fd(), ours.as_raw_fd(), u64::from(vni)) {
             if let Some(v) = self.shared.table().vnis.get_mut(&vni) {
                 v.pair = None;
                 v.open = false;
@@ -285,13 +404,18 @@ impl TunnelHost {
     /// its datagrams are dropped from now on. Remove the port from the datapath first.
     pub fn detach(&self, vni: u32) -> Result<(), OverlayError> {
         let v = self.shared.table().vnis.remove(&vni);
-        match v.and_then(|v| v.pair) {
-            Some(pair) => {
+        match v {
+            Some(Vni {
+                pair: Some(pair), ..
+            }) => {
                 // Already gone from the set when the switch side closed first.
-                let _ = tunnel::epoll_del(self.epfd.as_raw_fd(), pair.as_raw_fd());
+                if let Some(ep) = &self.epfd {
+                    let _ = tunnel::epoll_del(ep.as_raw_fd(), pair.as_raw_fd());
+                }
                 Ok(())
             }
-            None => Err(OverlayError::NotAttached(vni)),
+            Some(Vni { inline: true, .. }) => Ok(()),
+            _ => Err(OverlayError::NotAttached(vni)),
         }
     }
 
@@ -301,7 +425,7 @@ impl TunnelHost {
         let mut v: Vec<u32> = t
             .vnis
             .iter()
-            .filter(|(_, v)| v.pair.is_some())
+            .filter(|(_, v)| v.attached())
             .map(|(n, _)| *n)
             .collect();
         v.sort_unstable();
@@ -383,19 +507,21 @@ impl TunnelHost {
 
     /// The tunnel thread is running.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.worker.is_some() || self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Stops the tunnel thread and waits for it (idempotent; also done on drop). The ports
     /// stay open (frames sent to them are lost) until the `TunnelHost` is dropped, so a
     /// datapath still holding them does not see them hang up.
     pub fn shutdown(&mut self) {
-        if let Some(t) = self.thread.take() {
+        // The worker drops the engine (and its sockets) when the link goes.
+        self.worker = None;
+        if let (Some(t), Some(stop)) = (self.thread.take(), &self.stop) {
             let one: u64 = 1;
             // SAFETY: 8-byte write to our eventfd.
             unsafe {
                 libc::write(
-                    self.stop.as_raw_fd(),
+                    stop.as_raw_fd(),
                     &one as *const u64 as *const libc::c_void,
                     8,
                 )

@@ -219,6 +219,68 @@ fn cluster_mode_floods_nothing() {
     assert_eq!((s.tx_frames, s.tx_datagrams), (4, 1));
 }
 
+/// An IPv4/TCP frame from `MAC_A` to `MAC_B` with TCP source port `sport` and `seq` in the
+/// payload.
+fn tcp_frame(sport: u16, seq: u8) -> Vec<u8> {
+    let mut f = frame(MAC_B, MAC_A, 120);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip.fill(0);
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&106u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&80u16.to_be_bytes());
+    f[60] = seq;
+    f
+}
+
+#[test]
+fn outer_source_port_follows_the_inner_flow() {
+    // A plain UDP socket stands for the peer VTEP, to see the outer source ports.
+    let peer = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 52), 0)).unwrap();
+    peer.set_read_timeout(Some(LONG)).unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let a = TunnelHost::start(SocketAddr::new(lo(51), 0), port).unwrap();
+    let pa = a.attach(510, false).unwrap();
+    a.set_remote_mac(510, MacAddr(MAC_B), lo(52));
+    const FLOWS: u16 = 16;
+    const EACH: u8 = 3;
+    for seq in 0..EACH {
+        for f in 0..FLOWS {
+            send(&pa, &tcp_frame(1000 + f, seq));
+        }
+    }
+    let mut ports: HashMap<u16, HashSet<u16>> = HashMap::new();
+    let mut buf = [0u8; 2048];
+    for _ in 0..u32::from(FLOWS) * u32::from(EACH) {
+        let (n, src) = peer.recv_from(&mut buf).expect("datagram");
+        assert_eq!(src.ip(), lo(51));
+        let (repr, inner) = encap::decapsulate(&buf[..n]).unwrap();
+        assert_eq!(repr.vni, 510);
+        let sport = u16::from_be_bytes([inner[34], inner[35]]);
+        ports.entry(sport).or_default().insert(src.port());
+    }
+    assert_eq!(ports.len(), usize::from(FLOWS));
+    for (flow, p) in &ports {
+        assert_eq!(p.len(), 1, "flow {flow} left from ports {p:?}");
+        assert!(!p.contains(&a.local_addr().port()), "from the receive port");
+    }
+    let distinct: HashSet<u16> = ports.values().flatten().copied().collect();
+    assert!(distinct.len() >= 2, "all flows left from {distinct:?}");
+    // Only the data-path port receives: a datagram to a sender's port is not taken in.
+    let before = a.host_stats().rx_datagrams;
+    let to = SocketAddr::new(lo(51), *distinct.iter().next().unwrap());
+    peer.send_to(&datagram(510), to).unwrap();
+    peer.send_to(&datagram(510), a.local_addr()).unwrap();
+    assert!(wait_for(|| a.host_stats().rx_datagrams == before + 1));
+    assert_eq!(recv(&pa, SHORT).map(|f| f.len()), Some(60));
+    assert_eq!(recv(&pa, SHORT), None);
+}
+
 #[test]
 fn burst_of_equal_frames_arrives_in_order() {
     // What the datapath sends for a segmented TCP stream: many MTU-sized frames for one MAC
@@ -408,4 +470,163 @@ fn tso_frame_is_segmented_by_the_tunnel() {
         (s.tx_frames, s.tx_datagrams, s.dropped.total()),
         (1, want as u64, 0)
     );
+}
+
+/// One host of the in-thread tunnel: a datapath whose worker serves the tunnel socket, an
+/// overlay switch "n" with a container port (the test holds the other end of its socketpair)
+/// and the tunnel port.
+struct WorkerHost {
+    dp: crate::datapath::Datapath,
+    tunnel: TunnelHost,
+    container: OwnedFd,
+    tport: crate::switch::PortId,
+}
+
+fn worker_host(addr: SocketAddr, port: u16, vni: u32, mac: [u8; 6], ip: &str) -> WorkerHost {
+    use crate::switch::{PortConfig, SwitchConfig};
+    let mut dp = crate::datapath::Datapath::start(1).unwrap();
+    let tunnel = TunnelHost::start_on(&mut dp, addr, port).unwrap();
+    dp.add_overlay_network("n", SwitchConfig::default())
+        .unwrap();
+    let (ours, theirs) = crate::port::seqpacket_pair().unwrap();
+    let io = PortIo {
+        file: std::fs::File::from(ours),
+        offload: true,
+        delete_on_close: None,
+    };
+    let cfg = PortConfig::container(MacAddr(mac)).with_ipv4(ip.parse().unwrap());
+    dp.add_port("n", cfg, io, None).unwrap();
+    let tport = tunnel.attach_port(&dp, "n", vni, false).unwrap();
+    WorkerHost {
+        dp,
+        tunnel,
+        container: theirs,
+        tport,
+    }
+}
+
+/// The next message on `fd` within `wait` (virtio-net header + frame).
+fn recv_fd(fd: &OwnedFd, wait: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        // SAFETY: reading into our buffer.
+        let r = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r > 0 {
+            return Some(buf[..r as usize].to_vec());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn worker_served_tunnel_carries_frames_and_tso_between_containers() {
+    use crate::wire::testutil::{ip_frame, tcp_segment, v4};
+    use crate::wire::vnet_hdr::{GsoType, FLAG_NEEDS_CSUM};
+    use crate::wire::{IpProtocol, VnetHdrRepr};
+    let probe = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 81), 0)).unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let vni = 800;
+    let (ip_a, ip_b) = ("172.18.8.2", "172.18.8.3");
+    let a = worker_host(SocketAddr::new(lo(81), port), port, vni, MAC_A, ip_a);
+    let b = worker_host(SocketAddr::new(lo(82), port), port, vni, MAC_B, ip_b);
+    assert!(a.tunnel.is_running());
+    assert_eq!(a.tunnel.vnis(), vec![vni]);
+    // A second port for the VNI is refused.
+    assert!(a.tunnel.attach_port(&a.dp, "n", vni, false).is_err());
+    for (h, mac, ip, vtep) in [(&a, MAC_B, ip_b, lo(82)), (&b, MAC_A, ip_a, lo(81))] {
+        h.tunnel.set_remote_mac(vni, MacAddr(mac), vtep);
+        h.dp.set_remote_endpoint("n", h.tport, MacAddr(mac), vec![ip.parse().unwrap()])
+            .unwrap();
+    }
+    let write = |fd: &OwnedFd, hdr: &VnetHdrRepr, frame: &[u8]| {
+        let mut msg = vec![0u8; VNET_HDR_LEN];
+        hdr.emit(&mut msg).unwrap();
+        msg.extend_from_slice(frame);
+        // SAFETY: writing our buffer.
+        let r = unsafe { libc::write(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+        assert_eq!(r as usize, msg.len());
+    };
+    let tcp = |from: (&str, [u8; 6]), to: (&str, [u8; 6]), seq: u32, data: &[u8]| {
+        let ph = v4(from.0, to.0);
+        let seg = tcp_segment(&ph, (40000, 5201), seq, 0x18, &[], data);
+        ip_frame(
+            MacAddr(from.1),
+            MacAddr(to.1),
+            None,
+            ph,
+            IpProtocol::TCP,
+            &[],
+            &seg,
+        )
+    };
+    // Small frames both ways, byte for byte (a lone segment is not merged).
+    let ab = tcp((ip_a, MAC_A), (ip_b, MAC_B), 1, b"hello");
+    write(&a.container, &VnetHdrRepr::NONE, &ab);
+    let got = recv_fd(&b.container, LONG).expect("a -> b");
+    assert_eq!(&got[VNET_HDR_LEN..], &ab[..]);
+    let ba = tcp((ip_b, MAC_B), (ip_a, MAC_A), 1, b"hi back");
+    write(&b.container, &VnetHdrRepr::NONE, &ba);
+    let got = recv_fd(&a.container, LONG).expect("b -> a");
+    assert_eq!(&got[VNET_HDR_LEN..], &ba[..]);
+    // A TSO frame: segmented and sent with GSO by a's worker, merged back by b's.
+    let data: Vec<u8> = (0..60_000).map(|i| (i * 13 + i / 241) as u8).collect();
+    let big = tcp((ip_a, MAC_A), (ip_b, MAC_B), 100, &data);
+    let hdr = VnetHdrRepr {
+        flags: FLAG_NEEDS_CSUM,
+        gso_type: GsoType::TcpV4,
+        ecn: false,
+        hdr_len: 54,
+        gso_size: 1398,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    write(&a.container, &hdr, &big);
+    let want = data.len().div_ceil(1398);
+    let (mut joined, mut segments, mut messages) = (Vec::new(), 0, 0);
+    while segments < want {
+        let Some(mut msg) = recv_fd(&b.container, LONG) else {
+            break;
+        };
+        messages += 1;
+        let (h, frame) = msg.split_at_mut(VNET_HDR_LEN);
+        let repr = crate::wire::VnetHdr::new_checked(&h[..])
+            .ok()
+            .and_then(|h| VnetHdrRepr::parse(&h).ok())
+            .expect("vnet header");
+        let mut scratch = vec![0u8; 2048];
+        crate::wire::vnet_hdr::resolve_offloads(frame, &repr, &mut scratch, |s| {
+            segments += 1;
+            joined.extend_from_slice(&s[54..]);
+        })
+        .expect("resolvable");
+    }
+    assert_eq!(segments, want);
+    assert_eq!(joined, data);
+    assert!(
+        messages < want / 4,
+        "{messages} messages for {want} segments"
+    );
+    let s = a.tunnel.stats(vni).unwrap();
+    assert_eq!((s.tx_frames, s.dropped.total()), (2, 0), "{s:?}");
+    assert_eq!(s.tx_datagrams, 1 + want as u64, "{s:?}");
+    let s = b.tunnel.stats(vni).unwrap();
+    assert_eq!(s.rx_datagrams, 1 + want as u64, "{s:?}");
+    // Teardown: port out of the datapath, then detach; dropping the host stops the tunnel.
+    a.dp.remove_port("n", a.tport).unwrap();
+    a.tunnel.detach(vni).unwrap();
+    assert!(a.tunnel.vnis().is_empty());
+    drop(a);
+    drop(b);
 }

@@ -1,7 +1,10 @@
-//! The tunnel thread: one epoll set over the tunnel socket, every attached VNI's socketpair end
-//! (token = the VNI) and a stop eventfd.
+//! The tunnel engine, run by its own thread (one epoll set over the tunnel socket, every
+//! attached VNI's socketpair end (token = the VNI) and a stop eventfd) or from a datapath
+//! worker's event loop (`push`/`flush` for frames its switches send, `service_underlay` with
+//! a sink that switches what arrives); the protocol work below is the same for both.
 //!
-//! Frames from a switch are read back to back into one buffer, each with `readv`: the 10-byte
+//! Frames from a pair are read back to back into one buffer, each with `readv` (frames
+//! pushed by a worker are copied there the same way): the 10-byte
 //! virtio-net header goes to a scratch array and the frame lands 8 bytes further than the end
 //! of the previous datagram, where its VXLAN header is then written. So a batch is one run of
 //! datagrams with no copy. The port takes offloads (the datapath hands over 64 KiB TSO frames
@@ -20,8 +23,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use encap::{
-    decapsulate, RecvBatch, TunnelSocket, VxlanRepr, GSO_MAX_SEGMENTS, HEADER_LEN, MAX_DATAGRAM,
-    RECV_BUF_MAX,
+    decapsulate, flow_source_port, RecvBatch, TunnelSocket, VxlanRepr, GSO_MAX_SEGMENTS,
+    HEADER_LEN, MAX_DATAGRAM, RECV_BUF_MAX,
 };
 
 use super::gro::{self, Gro};
@@ -50,14 +53,33 @@ const TX_BUF: usize = 4 * FRAME_BUF;
 const ROOM: usize = 2 * FRAME_BUF;
 const UNSPEC: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
+/// The tunnel's protocol work (encapsulation, segmentation, GSO/GRO, filtering, counters):
+/// run by its own thread ([`Engine::run`]) over socketpair ports, or from a datapath worker's
+/// event loop ([`push`](Engine::push)/[`flush`](Engine::flush) on the way out,
+/// [`service_underlay`](Engine::service_underlay) with a delivery sink on the way in).
 pub(crate) struct Engine {
+    /// The socket on the data-path port: receives, and sends when `senders` is empty.
     sock: TunnelSocket,
-    epfd: Arc<OwnedFd>,
+    /// Send-only sockets, one outer source port each; a datagram leaves on the one its inner
+    /// flow hashes to.
+    senders: Vec<TunnelSocket>,
+    /// The thread's epoll set (`None` when run by a datapath worker).
+    epfd: Option<Arc<OwnedFd>>,
     shared: Arc<Shared>,
+    /// The VNI of the datagrams in the transmit batch, frames taken for it and frames dropped
+    /// as bad (one VNI per batch: its routes are looked up under one lock).
+    tx_vni: Option<u32>,
+    tx_read: u64,
+    tx_bad: u64,
+    /// End of the datagrams in `buf` and their count (`spans[..tx_count]`).
+    tx_off: usize,
+    tx_count: usize,
     /// Datagrams of the current batch, back to back.
     buf: Box<[u8]>,
     /// (start, length) of each datagram in `buf`.
     spans: [(usize, usize); SPANS],
+    /// The sender of each datagram (by its inner flow, hashed once per frame read).
+    span_lanes: [u16; SPANS],
     /// Where each frame's virtio-net header is read to.
     vnet_scratch: [u8; VNET_HDR_LEN],
     /// A frame with offloads, copied out of `buf` to be segmented back into it.
@@ -78,13 +100,25 @@ enum Route {
 }
 
 impl Engine {
-    pub(crate) fn new(sock: TunnelSocket, epfd: Arc<OwnedFd>, shared: Arc<Shared>) -> Engine {
+    pub(crate) fn new(
+        sock: TunnelSocket,
+        senders: Vec<TunnelSocket>,
+        epfd: Option<Arc<OwnedFd>>,
+        shared: Arc<Shared>,
+    ) -> Engine {
         Engine {
             sock,
+            senders,
             epfd,
             shared,
+            tx_vni: None,
+            tx_read: 0,
+            tx_bad: 0,
+            tx_off: 0,
+            tx_count: 0,
             buf: vec![0u8; TX_BUF].into_boxed_slice(),
             spans: [(0, 0); SPANS],
+            span_lanes: [0; SPANS],
             vnet_scratch: [0; VNET_HDR_LEN],
             stage: vec![0u8; FRAME_BUF].into_boxed_slice(),
             seg_scratch: vec![0u8; SCRATCH].into_boxed_slice(),
@@ -94,14 +128,22 @@ impl Engine {
         }
     }
 
+    /// The receive socket (for a worker's epoll set).
+    pub(crate) fn socket_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
     /// Runs until the stop eventfd fires.
     pub(crate) fn run(mut self) {
+        let Some(epfd) = self.epfd.clone() else {
+            return;
+        };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
             // SAFETY: events is a valid array of its length.
             let n = unsafe {
                 libc::epoll_wait(
-                    self.epfd.as_raw_fd(),
+                    epfd.as_raw_fd(),
                     events.as_mut_ptr(),
                     events.len() as i32,
                     -1,
@@ -118,7 +160,7 @@ impl Engine {
             for ev in events.iter().take(n as usize) {
                 match ev.u64 {
                     STOP_TOKEN => return,
-                    SOCKET_TOKEN => self.service_underlay(),
+                    SOCKET_TOKEN => self.service_underlay(&mut |_, _, _| false),
                     // Tokens other than the two above are VNIs (24 bits).
                     vni => self.service_switch(vni as u32),
                 }
@@ -138,13 +180,11 @@ impl Engine {
             return;
         };
         let fd = pair.as_raw_fd();
-        let mut count = 0;
-        let mut off = 0;
-        let mut read = 0u64;
-        let mut bad = 0u64;
+        self.tx_vni = Some(vni);
         let mut open = true;
         let mut frames = 0;
-        while frames < BATCH && count + BATCH <= SPANS && self.buf.len() - off >= ROOM {
+        while frames < BATCH && self.has_room() {
+            let off = self.tx_off;
             let frame_at = off + HEADER_LEN;
             let room = FRAME_BUF - VNET_HDR_LEN;
             let iov = [
@@ -173,31 +213,11 @@ impl Engine {
                 }
                 break;
             }
-            read += 1;
             frames += 1;
-            let r = r as usize;
-            let frame_len = r.saturating_sub(VNET_HDR_LEN);
             // A full read may be a truncated message: drop it as well.
-            if !(VNET_HDR_LEN..FRAME_BUF).contains(&r) || frame_len < ETH_LEN {
-                bad += 1;
-                continue;
-            }
-            if self.vnet_scratch[..2] == [0, 0] {
-                if frame_len + HEADER_LEN > MAX_DATAGRAM
-                    || (VxlanRepr { vni })
-                        .emit(&mut self.buf[off..frame_at])
-                        .is_err()
-                {
-                    bad += 1;
-                    continue;
-                }
-                // No offload (flags and GSO type zero): the frame is complete where it lies.
-                self.spans[count] = (off, HEADER_LEN + frame_len);
-                off += HEADER_LEN + frame_len;
-                count += 1;
-            } else if !self.resolve(vni, frame_len, &mut off, &mut count) {
-                bad += 1;
-            }
+            let r = r as usize;
+            let len = if r < FRAME_BUF { r } else { 0 };
+            self.take_frame(vni, len);
         }
         if !open {
             let mut t = self.shared.table();
@@ -207,9 +227,101 @@ impl Engine {
                 }
             }
             drop(t);
-            let _ = epoll_del(self.epfd.as_raw_fd(), fd);
+            if let Some(ep) = &self.epfd {
+                let _ = epoll_del(ep.as_raw_fd(), fd);
+            }
         }
-        self.send(vni, count, read, bad);
+        self.flush();
+    }
+
+    /// Whether the transmit batch has room for one more frame of the largest size.
+    fn has_room(&self) -> bool {
+        self.tx_count + BATCH <= SPANS && self.buf.len() - self.tx_off >= ROOM
+    }
+
+    /// Takes the frame of `vni` whose virtio-net header is in `vnet_scratch` and whose
+    /// `len - VNET_HDR_LEN` bytes lie at `tx_off + HEADER_LEN` into the transmit batch
+    /// (`len` 0: a message that did not fit, dropped as bad).
+    fn take_frame(&mut self, vni: u32, len: usize) {
+        self.tx_read += 1;
+        let off = self.tx_off;
+        let frame_len = len.saturating_sub(VNET_HDR_LEN);
+        if len < VNET_HDR_LEN || frame_len < ETH_LEN {
+            self.tx_bad += 1;
+            return;
+        }
+        let at = off + HEADER_LEN;
+        let lane = self.lane_of(&self.buf[at..at + frame_len]);
+        if self.vnet_scratch[..2] == [0, 0] {
+            if frame_len + HEADER_LEN > MAX_DATAGRAM
+                || (VxlanRepr { vni })
+                    .emit(&mut self.buf[off..off + HEADER_LEN])
+                    .is_err()
+            {
+                self.tx_bad += 1;
+                return;
+            }
+            // No offload (flags and GSO type zero): the frame is complete where it lies.
+            self.spans[self.tx_count] = (off, HEADER_LEN + frame_len);
+            self.span_lanes[self.tx_count] = lane;
+            self.tx_off += HEADER_LEN + frame_len;
+            self.tx_count += 1;
+        } else {
+            let (mut off, mut count) = (self.tx_off, self.tx_count);
+            if !self.resolve(vni, frame_len, &mut off, &mut count) {
+                self.tx_bad += 1;
+            }
+            // Every segment of a frame is of its flow.
+            self.span_lanes[self.tx_count..count].fill(lane);
+            (self.tx_off, self.tx_count) = (off, count);
+        }
+    }
+
+    /// The sender index for an inner frame: its flow hash mapped onto the senders.
+    fn lane_of(&self, inner: &[u8]) -> u16 {
+        match self.senders.len() {
+            0 | 1 => 0,
+            n => flow_source_port(inner, (0, (n - 1).min(usize::from(u16::MAX)) as u16)),
+        }
+    }
+
+    /// Adds `whole` (virtio-net header + frame), a frame a worker's switch sent to the tunnel
+    /// port of `vni`, to the transmit batch: `false` when the batch holds another VNI or has
+    /// no room (flush first). The frame is copied once, behind its VXLAN header.
+    pub(crate) fn push(&mut self, vni: u32, whole: &[u8]) -> bool {
+        if self.tx_vni.is_some_and(|v| v != vni) || !self.has_room() {
+            return false;
+        }
+        self.tx_vni = Some(vni);
+        let at = self.tx_off + HEADER_LEN;
+        let fits = whole.len() < FRAME_BUF && whole.len() >= VNET_HDR_LEN;
+        if fits {
+            self.vnet_scratch.copy_from_slice(&whole[..VNET_HDR_LEN]);
+            let frame = &whole[VNET_HDR_LEN..];
+            self.buf[at..at + frame.len()].copy_from_slice(frame);
+        }
+        self.take_frame(vni, if fits { whole.len() } else { 0 });
+        true
+    }
+
+    /// Sends the transmit batch (locking the forwarding table).
+    pub(crate) fn flush(&mut self) {
+        if self.tx_vni.is_none() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let mut table = shared.table();
+        self.flush_with(&mut table);
+    }
+
+    /// Sends the transmit batch with the forwarding table already locked by the caller.
+    pub(crate) fn flush_with(&mut self, table: &mut Table) {
+        let Some(vni) = self.tx_vni.take() else {
+            return;
+        };
+        let (count, read, bad) = (self.tx_count, self.tx_read, self.tx_bad);
+        (self.tx_off, self.tx_count, self.tx_read, self.tx_bad) = (0, 0, 0, 0);
+        self.send(table, vni, count, read, bad);
     }
 
     /// Segments (or completes the checksum of) the frame at `off + HEADER_LEN` whose
@@ -252,8 +364,7 @@ impl Engine {
     }
 
     /// Sends datagrams `0..count` of the batch to their VTEP(s) and counts.
-    fn send(&mut self, vni: u32, count: usize, read: u64, bad: u64) {
-        let mut table = self.shared.table();
+    fn send(&mut self, table: &mut Table, vni: u32, count: usize, read: u64, bad: u64) {
         let Some(v) = table.vnis.get_mut(&vni) else {
             return;
         };
@@ -275,7 +386,14 @@ impl Engine {
             let (start, len) = self.spans[i];
             &self.buf[start..start + len]
         };
-        let mut out = Outbox::new(&self.sock);
+        // The sender of datagram i: by its inner flow (so one flow keeps one source port).
+        let lane = |i: usize| usize::from(self.span_lanes[i]);
+        let socks = if self.senders.is_empty() {
+            std::slice::from_ref(&self.sock)
+        } else {
+            &self.senders[..]
+        };
+        let mut out = Outbox::new(socks);
         let mut not_flooded = 0u64;
         let mut no_peer = 0u64;
         let mut i = 0;
@@ -283,7 +401,10 @@ impl Engine {
             match route(i) {
                 Route::One(to) => {
                     // A run of equal-sized datagrams (the last may be shorter) for `to`.
+                    // A run of one flow, so one GSO send leaves from one source port.
                     let (start, size) = self.spans[i];
+                    let at = lane(i);
+                    let sock = &socks[at];
                     let mut j = i + 1;
                     let mut total = size;
                     while j < count
@@ -291,6 +412,7 @@ impl Engine {
                         && self.spans[j].1 <= size
                         && total + self.spans[j].1 <= MAX_DATAGRAM
                         && route(j) == Route::One(to)
+                        && lane(j) == at
                     {
                         total += self.spans[j].1;
                         j += 1;
@@ -298,14 +420,11 @@ impl Engine {
                             break;
                         }
                     }
-                    if j - i > 1 && self.sock.gso_enabled() {
+                    if j - i > 1 && sock.gso_enabled() {
                         // Keep the order: what is queued goes first.
                         out.flush();
                         let segments = (j - i) as u64;
-                        match self
-                            .sock
-                            .send_gso(to, &self.buf[start..start + total], size)
-                        {
+                        match sock.send_gso(to, &self.buf[start..start + total], size) {
                             Ok(k) => {
                                 out.sent += k as u64;
                                 out.errors += segments.saturating_sub(k as u64);
@@ -314,10 +433,10 @@ impl Engine {
                                 out.errors += segments
                             }
                             // EINVAL (segments over the path MTU) and the like: one by one.
-                            Err(_) => (i..j).for_each(|k| out.push(to, datagram(k))),
+                            Err(_) => (i..j).for_each(|k| out.push(at, to, datagram(k))),
                         }
                     } else {
-                        (i..j).for_each(|k| out.push(to, datagram(k)));
+                        (i..j).for_each(|k| out.push(at, to, datagram(k)));
                     }
                     i = j;
                 }
@@ -327,8 +446,9 @@ impl Engine {
                     } else if v.peers.is_empty() {
                         no_peer += 1;
                     } else {
+                        let at = lane(i);
                         for &p in &v.peers {
-                            out.push(p, datagram(i));
+                            out.push(at, p, datagram(i));
                         }
                     }
                     i += 1;
@@ -343,8 +463,11 @@ impl Engine {
         stats.dropped.no_peer += no_peer;
     }
 
-    /// Receives datagrams, filters and decapsulates them towards their switches.
-    fn service_underlay(&mut self) {
+    /// Receives datagrams, filters and decapsulates them towards their switches: a VNI with
+    /// a socketpair gets its frames written there, a VNI attached inline (`Vni::inline`) has
+    /// them handed to `sink(vni, vnet header, frame)` (`false`: not taken), with the table
+    /// locked (so the sink must not lock it).
+    pub(crate) fn service_underlay(&mut self, sink: &mut Sink<'_>) {
         for _ in 0..RX_ROUNDS {
             let before = self.rx.truncated();
             match self.sock.recv_batch(&mut self.rx) {
@@ -360,7 +483,7 @@ impl Engine {
                     table.host.malformed += 1;
                     continue;
                 };
-                let Some(v) = table.vnis.get_mut(&repr.vni).filter(|v| v.pair.is_some()) else {
+                let Some(v) = table.vnis.get_mut(&repr.vni).filter(|v| v.attached()) else {
                     table.host.unknown_vni += 1;
                     continue;
                 };
@@ -371,6 +494,7 @@ impl Engine {
                 }
                 let fd = match (&v.pair, v.open) {
                     (Some(pair), true) => pair.as_raw_fd(),
+                    (None, _) if v.inline => INLINE,
                     _ => {
                         v.stats.dropped.switch_full += 1;
                         continue;
@@ -383,27 +507,49 @@ impl Engine {
                         continue;
                     }
                 }
-                flush_gro(&mut self.gro, self.gro_to, &mut table);
+                flush_gro(&mut self.gro, self.gro_to, &mut table, sink);
                 if let Some(seg) = &seg {
                     if self.gro.start(frame, seg) {
                         self.gro_to = to;
                         continue;
                     }
                 }
-                let ok = write_frame(fd, &NONE_HDR, frame);
+                let ok = deliver(fd, repr.vni, &NONE_HDR, frame, sink);
                 if let Some(v) = table.vnis.get_mut(&repr.vni) {
                     count_delivery(&mut v.stats, ok, 1);
                 }
             }
             // The table lock keeps the pair open until the pending frame is out.
-            flush_gro(&mut self.gro, self.gro_to, &mut table);
+            flush_gro(&mut self.gro, self.gro_to, &mut table, sink);
         }
     }
 }
 
+/// Where decapsulated frames of inline VNIs go: `(vni, vnet header, frame)`, `true` when
+/// taken.
+pub(crate) type Sink<'a> = dyn FnMut(u32, &[u8; VNET_HDR_LEN], &[u8]) -> bool + 'a;
+
+/// The "fd" of an inline VNI: frames go to the sink.
+const INLINE: RawFd = -1;
+
+/// One decapsulated frame to its pair (`fd`) or, for an inline VNI, to `sink`.
+fn deliver(
+    fd: RawFd,
+    vni: u32,
+    hdr: &[u8; VNET_HDR_LEN],
+    frame: &[u8],
+    sink: &mut Sink<'_>,
+) -> bool {
+    if fd == INLINE {
+        sink(vni, hdr, frame)
+    } else {
+        write_frame(fd, hdr, frame)
+    }
+}
+
 /// Sends the frame `gro` holds (if any) to `to` = (VNI, pair) and counts.
-fn flush_gro(gro: &mut Gro, to: (u32, RawFd), table: &mut Table) {
-    if let Some((ok, n)) = gro.flush(|hdr, frame| write_frame(to.1, hdr, frame)) {
+fn flush_gro(gro: &mut Gro, to: (u32, RawFd), table: &mut Table, sink: &mut Sink<'_>) {
+    if let Some((ok, n)) = gro.flush(|hdr, frame| deliver(to.1, to.0, hdr, frame, sink)) {
         if let Some(v) = table.vnis.get_mut(&to.0) {
             count_delivery(&mut v.stats, ok, u64::from(n));
         }
@@ -418,40 +564,64 @@ fn count_delivery(stats: &mut TunnelStats, ok: bool, frames: u64) {
     }
 }
 
-/// Datagrams waiting for one `sendmmsg`, on the stack.
+/// Datagrams waiting for `sendmmsg`, on the stack, each with the index of its sender.
 struct Outbox<'a> {
-    sock: &'a TunnelSocket,
+    socks: &'a [TunnelSocket],
     list: [(SocketAddr, &'a [u8]); SEND_LIST],
+    lanes: [usize; SEND_LIST],
     n: usize,
     sent: u64,
     errors: u64,
 }
 
 impl<'a> Outbox<'a> {
-    fn new(sock: &'a TunnelSocket) -> Self {
+    fn new(socks: &'a [TunnelSocket]) -> Self {
         Outbox {
-            sock,
+            socks,
             list: [(UNSPEC, &[]); SEND_LIST],
+            lanes: [0; SEND_LIST],
             n: 0,
             sent: 0,
             errors: 0,
         }
     }
 
-    fn push(&mut self, to: SocketAddr, datagram: &'a [u8]) {
+    fn push(&mut self, lane: usize, to: SocketAddr, datagram: &'a [u8]) {
         if self.n == SEND_LIST {
             self.flush();
         }
         self.list[self.n] = (to, datagram);
+        self.lanes[self.n] = lane;
         self.n += 1;
     }
 
+    /// One `sendmmsg` run per sender, in order of first appearance: a flow has one sender,
+    /// so its datagrams keep their order.
     fn flush(&mut self) {
-        if self.n > 0 {
-            let (s, e) = flush(self.sock, &self.list[..self.n]);
+        let n = self.n;
+        self.n = 0;
+        let mut done = [false; SEND_LIST];
+        let mut group: [(SocketAddr, &[u8]); SEND_LIST] = [(UNSPEC, &[]); SEND_LIST];
+        for i in 0..n {
+            if done[i] {
+                continue;
+            }
+            let lane = self.lanes[i];
+            let mut g = 0;
+            for (j, d) in done.iter_mut().enumerate().take(n).skip(i) {
+                if !*d && self.lanes[j] == lane {
+                    *d = true;
+                    group[g] = self.list[j];
+                    g += 1;
+                }
+            }
+            let Some(sock) = self.socks.get(lane).or(self.socks.first()) else {
+                self.errors += g as u64;
+                continue;
+            };
+            let (s, e) = flush(sock, &group[..g]);
             self.sent += s;
             self.errors += e;
-            self.n = 0;
         }
     }
 }
