@@ -538,21 +538,19 @@ impl Driver {
                         let mut buf = self.nat.rx_buffer(FRAME_MAX);
                         // SAFETY: reading into our own buffer.
                         let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
-                        if n < 0 {
-                            let e = io::Error::last_os_error();
-                            if e.kind() == io::ErrorKind::WouldBlock {
-                                guard.clear_ready();
-                            } else if e.kind() != io::ErrorKind::Interrupted {
-                                eof = true;
-                            }
-                            break;
+                        if n > 0 {
+                            let now = self.now();
+                            input(&mut self.nat, &mut self.scratch, now, buf, n as usize);
+                            continue;
                         }
-                        if n == 0 {
-                            eof = true;
-                            break;
+                        let e = (n < 0).then(io::Error::last_os_error);
+                        self.nat.recycle_rx(buf);
+                        match e.map(|e| e.kind()) {
+                            Some(io::ErrorKind::WouldBlock) => guard.clear_ready(),
+                            Some(io::ErrorKind::Interrupted) => {}
+                            _ => eof = true,
                         }
-                        let now = self.now();
-                        input(&mut self.nat, &mut self.scratch, now, buf, n as usize);
+                        break;
                     }
                     if eof {
                         break;
@@ -947,27 +945,27 @@ impl Driver {
 /// header, then the frame. TCP super-frames and complete frames go to the engine in their
 /// buffer (queued in place); other offloads (partial checksum, UDP GSO) are resolved first.
 fn input(nat: &mut Nat, scratch: &mut [u8], now: Duration, mut buf: Vec<u8>, len: usize) {
-    let Some(hdr) = buf
+    let hdr = buf
         .get(..VNET_HDR_LEN)
         .and_then(|h| VnetHdr::new_checked(h).ok())
-        .and_then(|h| VnetHdrRepr::parse(&h).ok())
-    else {
+        .and_then(|h| VnetHdrRepr::parse(&h).ok());
+    let Some(hdr) = hdr.filter(|_| len > VNET_HDR_LEN && len <= buf.len()) else {
+        nat.recycle_rx(buf);
         return;
     };
-    if len <= VNET_HDR_LEN || len > buf.len() {
-        return;
-    }
     let frame = VNET_HDR_LEN..len;
     match hdr.gso_type {
         GsoType::TcpV4 | GsoType::TcpV6 => nat.handle_frame_buf(now, buf, frame, false),
+        // A partial checksum is completed in place: the frame stays in its buffer.
         GsoType::None => {
-            // A partial checksum is completed in place: the frame stays in its buffer.
-            if crate::wire::vnet_hdr::complete_checksum(&mut buf[frame.clone()], &hdr).is_ok() {
-                nat.handle_frame_buf(now, buf, frame, true);
+            match crate::wire::vnet_hdr::complete_checksum(&mut buf[frame.clone()], &hdr) {
+                Ok(()) => nat.handle_frame_buf(now, buf, frame, true),
+                Err(_) => nat.recycle_rx(buf),
             }
         }
         _ => {
             let _ = resolve_offloads(&mut buf[frame], &hdr, scratch, |f| nat.handle_frame(now, f));
+            nat.recycle_rx(buf);
         }
     }
 }

@@ -7,7 +7,9 @@
 //!   listening smoltcp socket for exactly (destination address, port), with its SYN-ACK held
 //!   back (`pause_synack`), and asks the host to connect ([`Action::TcpConnect`]). When the
 //!   host connection is up ([`Nat::tcp_connected`]) the SYN-ACK goes out; when it fails the
-//!   container gets a RST, as from a refusing peer. FIN and RST propagate both ways. Segments
+//!   container gets a RST, as from a refusing peer. FIN and RST propagate both ways (the
+//!   container's FIN reaches the host after its last bytes: a closed flow stays until they
+//!   are pushed). Segments
 //!   may be GSO super-frames both ways ([`Nat::handle_gso_frame`] in, smoltcp's segmentation
 //!   offload out, up to [`GSO_MAX`]) and windows are [`TCP_BUFFER`] (scaled).
 //! - **TCP data path: one userspace copy per direction.** The engine never holds relayed
@@ -606,6 +608,11 @@ impl Nat {
     /// Returns a written frame's buffer for reuse.
     pub fn recycle(&mut self, frame: Vec<u8>) {
         recycle(&mut self.dev.tx_free, frame, POOL);
+    }
+
+    /// Returns a buffer of [`Nat::rx_buffer`] that was not handed over.
+    pub fn recycle_rx(&mut self, buf: Vec<u8>) {
+        recycle(&mut self.dev.rx_free, buf, POOL);
     }
 
     /// A buffer of at least `len` bytes to read the next frame into, for
