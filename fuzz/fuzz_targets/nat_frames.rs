@@ -1,14 +1,19 @@
 //! The gateway's NAT state machine: arbitrary frames (structured TCP/UDP/ICMP from containers
 //! with valid checksums, and raw bytes), time steps and fake host events (connect results,
-//! data, EOF, resets, UDP and ICMP replies, published-port connections and datagrams). No
-//! real sockets: host actions are only recorded. TCP frames also come as GSO super-frames
-//! (checksum not verified). Invariants: nothing panics; every emitted frame, once its
+//! EOF, resets, UDP and ICMP replies, published-port connections and datagrams) and fake host
+//! socket I/O for the TCP relay (pulls reading given bytes then ending on would-block, EOF or
+//! an error; pushes accepting a given number of bytes, likewise), both on request
+//! (`TcpPull`/`TcpPush` actions) and unasked. No real sockets: other host actions are only
+//! recorded. TCP frames also come as GSO super-frames (checksum not verified), and in the
+//! engine's own buffers. Invariants: nothing panics; every emitted frame, once its
 //! virtio-net offloads are resolved as the datapath does for a port without offloads, parses,
 //! comes from the gateway MAC, goes to a known container MAC and has valid IPv4 header and
-//! TCP/UDP/ICMP checksums; the flow count never exceeds the cap.
+//! TCP/UDP/ICMP checksums; the flow count never exceeds the cap; the I/O closures are never
+//! given an empty buffer, and no push hands over more than the container sent.
 #![no_main]
 
 use std::collections::HashSet;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -74,6 +79,8 @@ enum Op {
         payload: Vec<u8>,
         /// Handed over as a GSO super-frame (checksum left unverified).
         gso: bool,
+        /// Handed over in a buffer of the engine ([`Nat::handle_frame_buf`]).
+        owned: bool,
     },
     Udp {
         c: u8,
@@ -96,13 +103,23 @@ enum Op {
         flow: u8,
         ok: bool,
     },
-    HostData {
+    /// An unasked pull: the host socket holds `data`, then `end`.
+    HostPull {
         flow: u8,
         data: Vec<u8>,
+        end: End,
     },
-    HostWrote {
+    /// An unasked push: the host socket takes up to `n` bytes, then `end`.
+    HostPush {
         flow: u8,
         n: u16,
+        end: End,
+    },
+    /// How the fake host socket answers the `TcpPull`/`TcpPush` actions from now on.
+    HostSocket {
+        data: Vec<u8>,
+        take: u16,
+        end: End,
     },
     HostEof {
         flow: u8,
@@ -136,6 +153,72 @@ enum Op {
         c: u8,
         remove: bool,
     },
+}
+
+/// What a fake host socket does once its bytes (or room) are used up.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum End {
+    WouldBlock,
+    Eof,
+    Error,
+    Interrupted,
+}
+
+impl End {
+    fn result(self) -> io::Result<usize> {
+        match self {
+            End::WouldBlock => Err(io::ErrorKind::WouldBlock.into()),
+            End::Eof => Ok(0),
+            End::Error => Err(io::ErrorKind::ConnectionReset.into()),
+            End::Interrupted => Err(io::ErrorKind::Interrupted.into()),
+        }
+    }
+}
+
+/// Bytes the host socket holds: `data`, then `end` (an interruption ends it once).
+fn fake_pull(nat: &mut Nat, flow: u64, data: &[u8], end: End) {
+    let mut off = 0;
+    let mut interrupted = false;
+    nat.tcp_pull_from_host(flow, |b| {
+        assert!(!b.is_empty(), "pull into an empty buffer");
+        if off < data.len() {
+            let k = b.len().min(data.len() - off);
+            b[..k].copy_from_slice(&data[off..off + k]);
+            off += k;
+            return Ok(k);
+        }
+        if matches!(end, End::Interrupted) && !interrupted {
+            interrupted = true;
+            return end.result();
+        }
+        match end {
+            End::Interrupted => Err(io::ErrorKind::WouldBlock.into()),
+            e => e.result(),
+        }
+    });
+}
+
+/// Room in the host socket: `n` bytes, then `end`; returns the bytes taken.
+fn fake_push(nat: &mut Nat, flow: u64, n: usize, end: End) -> usize {
+    let mut taken = 0;
+    let mut interrupted = false;
+    nat.tcp_push_to_host(flow, |b| {
+        assert!(!b.is_empty(), "push from an empty buffer");
+        if taken < n {
+            let k = b.len().min(n - taken);
+            taken += k;
+            return Ok(k);
+        }
+        if matches!(end, End::Interrupted) && !interrupted {
+            interrupted = true;
+            return end.result();
+        }
+        match end {
+            End::Interrupted => Err(io::ErrorKind::WouldBlock.into()),
+            e => e.result(),
+        }
+    });
+    taken
 }
 
 fn frame(
@@ -227,6 +310,11 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut udp_flows: Vec<u64> = Vec::new();
     let mut known_macs: HashSet<MacAddr> = HashSet::new();
     let mut scratch = vec![0u8; 70_000];
+    // TCP payload bytes containers sent (a bound on what pushes may hand over); the fake host
+    // socket answering requested transfers.
+    let mut sent_by_container: u64 = 0;
+    let mut pushed: u64 = 0;
+    let mut socket: (Vec<u8>, usize, End) = (Vec::new(), usize::MAX, End::WouldBlock);
     let pick = |v: &Vec<u64>, i: u8| -> u64 {
         if v.is_empty() {
             u64::from(i)
@@ -255,6 +343,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 window,
                 payload,
                 gso,
+                owned,
             } => {
                 let (mac, src) = addr(c, v6);
                 let dst = remote(r, v6);
@@ -271,7 +360,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
                 if let Some(f) = frame(mac, src, dst, IpProtocol::TCP, &t) {
                     known_macs.insert(mac);
-                    if gso {
+                    sent_by_container += payload.len() as u64;
+                    if owned {
+                        let mut b = nat.rx_buffer(f.len() + 10);
+                        b[10..10 + f.len()].copy_from_slice(&f);
+                        nat.handle_frame_buf(now, b, 10..10 + f.len(), !gso);
+                    } else if gso {
                         nat.handle_gso_frame(now, &f);
                     } else {
                         nat.handle_frame(now, &f);
@@ -325,8 +419,13 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Advance(ms) => now += Duration::from_millis(u64::from(ms) * 16),
             Op::Connected { flow, ok } => nat.tcp_connected(pick(&tcp_flows, flow), ok),
-            Op::HostData { flow, data } => nat.tcp_host_data(pick(&tcp_flows, flow), &data),
-            Op::HostWrote { flow, n } => nat.tcp_host_wrote(pick(&tcp_flows, flow), usize::from(n)),
+            Op::HostPull { flow, data, end } => {
+                fake_pull(&mut nat, pick(&tcp_flows, flow), &data, end)
+            }
+            Op::HostPush { flow, n, end } => {
+                pushed += fake_push(&mut nat, pick(&tcp_flows, flow), usize::from(n), end) as u64
+            }
+            Op::HostSocket { data, take, end } => socket = (data, usize::from(take), end),
             Op::HostEof { flow } => nat.tcp_host_eof(pick(&tcp_flows, flow)),
             Op::HostReset { flow } => nat.tcp_host_reset(pick(&tcp_flows, flow)),
             Op::UdpReply { flow, data } => nat.udp_host_data(now, pick(&udp_flows, flow), &data),
@@ -399,6 +498,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             nat.recycle(whole);
         }
+        assert!(pushed <= sent_by_container, "pushed more than the container sent");
         while let Some(a) = nat.pop_action() {
             match a {
                 Action::TcpConnect { flow, dst } => {
@@ -415,10 +515,11 @@ fuzz_target!(|ops: Vec<Op>| {
                     assert!(!dst.is_loopback());
                     assert!(message.len() >= 8);
                 }
-                Action::TcpData { .. }
-                | Action::TcpSent { .. }
-                | Action::TcpShutdown { .. }
-                | Action::UdpSend { .. } => {}
+                Action::TcpPull { flow } => fake_pull(&mut nat, flow, &socket.0, socket.2),
+                Action::TcpPush { flow } => {
+                    pushed += fake_push(&mut nat, flow, socket.1, socket.2) as u64
+                }
+                Action::TcpShutdown { .. } | Action::UdpSend { .. } => {}
             }
         }
     }

@@ -12,10 +12,23 @@
 //! daemon's own sockets, so remote peers see the host's address and the host needs neither
 //! `ip_forward` nor firewall rules.
 //!
+//! TCP relay: one task (the driver) owns every relayed host `TcpStream`, non-blocking and
+//! registered edge-triggered in the driver's own epoll (itself one fd in tokio's reactor), so
+//! a ready flow wakes the driver with its id and an idle flow costs nothing — no task and no
+//! channel per flow, and no byte crosses a thread. A readable host socket is read straight
+//! into the flow's smoltcp transmit ring ([`Nat::tcp_pull_from_host`]); the flow's smoltcp
+//! receive ring is written straight to the host socket ([`Nat::tcp_push_to_host`]); datapath
+//! frames are read into the engine's buffers ([`Nat::rx_buffer`]) and queued to smoltcp in
+//! place. So each relayed byte is copied once in userspace per direction (by smoltcp: ring →
+//! frame towards the container, frame → ring from it). Backpressure is the rings: a full
+//! transmit ring stops reads (the host socket's buffer and TCP window fill), a host socket
+//! that would block leaves bytes in the receive ring (the container's window closes).
+//! Connection attempts and published listeners still run as small tokio tasks.
+//!
 //! Constants: [`nat::MAX_FLOWS`] (flow cap), [`nat::UDP_IDLE_TIMEOUT`],
-//! [`nat::ICMP_TIMEOUT`], [`TCP_CONNECT_TIMEOUT`], buffer sizes [`nat::TCP_BUFFER`],
-//! [`nat::HOST_WINDOW`], [`HOST_READ_WINDOW`]; published-port pacing
-//! [`pacing::OPENING_WINDOW`], [`pacing::OPENING_RELEASE`].
+//! [`nat::ICMP_TIMEOUT`], [`TCP_CONNECT_TIMEOUT`], buffer size [`nat::TCP_BUFFER`],
+//! [`EPOLL_BATCH`]; published-port pacing [`pacing::OPENING_WINDOW`],
+//! [`pacing::OPENING_RELEASE`].
 
 mod frame;
 pub mod nat;
@@ -35,9 +48,10 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::port::tap::VNET_HDR_LEN;
@@ -45,21 +59,16 @@ use crate::port::PortIo;
 use crate::wire::vnet_hdr::{resolve_offloads, GsoType, VnetHdr, VnetHdrRepr};
 use crate::wire::MacAddr;
 pub use frame::check_emitted;
-pub use nat::{Action, FlowId, Nat, NatConfig, NatError, NatStats};
+pub use nat::{Action, FlowId, HostIo, Nat, NatConfig, NatError, NatStats};
 
 /// A host connection attempt for a container's TCP flow gives up after this long (the
 /// container then gets a RST).
 pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Host → container bytes read from a host socket and not yet taken by the container's
-/// connection, per flow.
-pub const HOST_READ_WINDOW: usize = 1024 * 1024;
-/// One read from a host TCP socket.
-const READ_CHUNK: usize = 64 * 1024;
+/// Host socket readiness events taken from the driver's epoll at once.
+pub const EPOLL_BATCH: usize = 256;
 /// Send buffer of each socketpair end: room for 64 super-frames between datapath and engine
 /// (the default, about 200 KiB, holds three).
 const SOCKETPAIR_BUFFER: libc::c_int = 4 * 1024 * 1024;
-/// Spare host read buffers kept for reuse (shared by a gateway's reader tasks).
-const SPARE_CHUNKS: usize = 32;
 /// Backlog of published TCP listeners.
 const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Host events handled between two polls of the state machine.
@@ -149,10 +158,6 @@ enum Event {
         container: SocketAddr,
         stream: TcpStream,
     },
-    TcpData(FlowId, Vec<u8>),
-    TcpWrote(FlowId, usize),
-    TcpEof(FlowId),
-    TcpHostError(FlowId),
     UdpData(FlowId, Vec<u8>),
     UdpInbound {
         publication: u64,
@@ -257,15 +262,29 @@ impl Gateway {
             seed,
         );
         let (tx, rx) = mpsc::unbounded_channel();
-        let fd = {
+        // SAFETY: epoll_create1 has no preconditions; the fd is checked and owned below.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(sys("epoll")(io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let ep = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ep) };
+        let (fd, ep) = {
             let _g = rt.enter();
             // SAFETY: `ours` is an owned, open fd that stays open while registered (the
             // AsyncFd owns it).
-            unsafe { AsyncFd::register(ours) }.map_err(|e| sys("register socketpair")(e.into()))?
+            let fd = unsafe { AsyncFd::register(ours) }
+                .map_err(|e| sys("register socketpair")(e.into()))?;
+            // SAFETY: as above, for the epoll fd.
+            let ep = unsafe { AsyncFd::register_with_interest(ep, Interest::READABLE) }
+                .map_err(|e| sys("register epoll")(e.into()))?;
+            (fd, ep)
         };
         let driver = Driver {
             nat,
             fd,
+            ep,
+            ep_events: vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_BATCH],
             rx,
             tx: tx.clone(),
             start,
@@ -277,8 +296,6 @@ impl Gateway {
             icmp6: None,
             icmp_warned: false,
             network: network.clone(),
-            chunks: Arc::new(crossbeam::queue::ArrayQueue::new(SPARE_CHUNKS)),
-            spent: Arc::new(crossbeam::queue::ArrayQueue::new(SPARE_CHUNKS)),
         };
         rt.spawn(driver.run());
         let handle = GatewayHandle {
@@ -444,18 +461,9 @@ fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), GatewayError> {
     })
 }
 
-enum WriterMsg {
-    Data(Vec<u8>),
-    Shutdown,
-}
-
 struct TcpHost {
-    stream: Option<Arc<TcpStream>>,
-    to_host: Option<mpsc::UnboundedSender<WriterMsg>>,
-    permits: Arc<Semaphore>,
-    tasks: Vec<JoinHandle<()>>,
-    /// Messages for the writer before the connection is up.
-    early: Vec<WriterMsg>,
+    /// Non-blocking, in the driver's epoll (closing it leaves the epoll).
+    stream: Option<std::net::TcpStream>,
     connecting: Option<JoinHandle<()>>,
 }
 
@@ -464,12 +472,9 @@ impl TcpHost {
         if let Some(c) = self.connecting.take() {
             c.abort();
         }
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
         if let Some(s) = self.stream.take() {
             if reset {
-                let _ = s.set_zero_linger();
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
             }
         }
     }
@@ -485,6 +490,9 @@ struct UdpHost {
 struct Driver {
     nat: Nat,
     fd: AsyncFd<OwnedFd>,
+    /// The relayed host TCP sockets' readiness (edge-triggered; event data: the flow id).
+    ep: AsyncFd<OwnedFd>,
+    ep_events: Vec<libc::epoll_event>,
     rx: mpsc::UnboundedReceiver<Event>,
     tx: mpsc::UnboundedSender<Event>,
     start: Instant,
@@ -498,14 +506,7 @@ struct Driver {
     icmp6: Option<Arc<AsyncFd<socket2::Socket>>>,
     icmp_warned: bool,
     network: Arc<str>,
-    /// Host read buffers, back from the engine for the readers to reuse.
-    chunks: Chunks,
-    /// Container → host buffers the writers are done with, for the engine to reuse.
-    spent: Chunks,
 }
-
-/// Buffers going round between the host tasks and the driver.
-type Chunks = Arc<crossbeam::queue::ArrayQueue<Vec<u8>>>;
 
 /// The largest frame the datapath hands over (64 KiB + headers).
 const FRAME_MAX: usize = 65_536 + VNET_HDR_LEN + 64;
@@ -518,7 +519,6 @@ impl Driver {
     }
 
     async fn run(mut self) {
-        let mut buf = vec![0u8; FRAME_MAX];
         let mut events = Vec::with_capacity(EVENT_BATCH);
         loop {
             let now = self.now();
@@ -534,27 +534,51 @@ impl Driver {
                     let mut eof = false;
                     for _ in 0..crate::datapath::BATCH {
                         let fd = guard.get_inner().as_raw_fd();
+                        // Read into the engine's buffer: TCP segments stay there for smoltcp.
+                        let mut buf = self.nat.rx_buffer(FRAME_MAX);
                         // SAFETY: reading into our own buffer.
                         let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
-                        if n < 0 {
-                            let e = io::Error::last_os_error();
-                            if e.kind() == io::ErrorKind::WouldBlock {
-                                guard.clear_ready();
-                            } else if e.kind() != io::ErrorKind::Interrupted {
-                                eof = true;
-                            }
-                            break;
+                        if n > 0 {
+                            let now = self.now();
+                            input(&mut self.nat, &mut self.scratch, now, buf, n as usize);
+                            continue;
                         }
-                        if n == 0 {
-                            eof = true;
-                            break;
+                        let e = (n < 0).then(io::Error::last_os_error);
+                        self.nat.recycle_rx(buf);
+                        match e.map(|e| e.kind()) {
+                            Some(io::ErrorKind::WouldBlock) => guard.clear_ready(),
+                            Some(io::ErrorKind::Interrupted) => {}
+                            _ => eof = true,
                         }
-                        let now = self.now();
-                        input(&mut self.nat, &mut self.scratch, now, &mut buf[..n as usize]);
+                        break;
                     }
                     if eof {
                         break;
                     }
+                }
+                r = self.ep.readable() => {
+                    let Ok(mut g) = r else { break };
+                    let mut evs = std::mem::take(&mut self.ep_events);
+                    // SAFETY: epoll_wait fills at most `evs.len()` entries of our buffer.
+                    let n = unsafe {
+                        libc::epoll_wait(
+                            g.get_inner().as_raw_fd(),
+                            evs.as_mut_ptr(),
+                            evs.len() as libc::c_int,
+                            0,
+                        )
+                    };
+                    let n = usize::try_from(n).unwrap_or(0);
+                    // A full batch: more may be ready, keep the readiness.
+                    if n < evs.len() {
+                        g.clear_ready();
+                    }
+                    drop(g);
+                    for e in evs.iter().take(n) {
+                        let (flow, ev) = (e.u64, e.events);
+                        self.host_ready(flow, ev);
+                    }
+                    self.ep_events = evs;
                 }
                 r = self.fd.writable(), if want_write => {
                     if let Ok(mut g) = r {
@@ -597,9 +621,6 @@ impl Driver {
 
     /// Polls the state machine, carries out its actions and sends its frames.
     fn step(&mut self) {
-        while let Some(d) = self.spent.pop() {
-            self.nat.recycle_data(d);
-        }
         for _ in 0..4 {
             let now = self.now();
             self.nat.poll(now);
@@ -671,19 +692,16 @@ impl Driver {
                         flow,
                         TcpHost {
                             stream: None,
-                            to_host: None,
-                            permits: Arc::new(Semaphore::new(HOST_READ_WINDOW)),
-                            tasks: Vec::new(),
-                            early: Vec::new(),
                             connecting: Some(task),
                         },
                     );
                 }
-                Action::TcpData { flow, data } => self.send_to_host(flow, WriterMsg::Data(data)),
-                Action::TcpShutdown { flow } => self.send_to_host(flow, WriterMsg::Shutdown),
-                Action::TcpSent { flow, bytes } => {
-                    if let Some(h) = self.tcp.get(&flow) {
-                        h.permits.add_permits(bytes);
+                Action::TcpPull { flow } => self.pull(flow),
+                Action::TcpPush { flow } => self.push(flow),
+                Action::TcpShutdown { flow } => {
+                    if let Some(fd) = self.host_fd(flow) {
+                        // SAFETY: shutdown(2) on the stream's live fd.
+                        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
                     }
                 }
                 Action::TcpClose { flow, reset } => {
@@ -742,16 +760,43 @@ impl Driver {
         any
     }
 
-    fn send_to_host(&mut self, flow: FlowId, m: WriterMsg) {
-        let Some(h) = self.tcp.get_mut(&flow) else {
+    fn host_fd(&self, flow: FlowId) -> Option<RawFd> {
+        self.tcp.get(&flow)?.stream.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// A relayed host socket is ready: move what it allows.
+    fn host_ready(&mut self, flow: FlowId, ev: u32) {
+        let err = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        if ev & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | err) != 0 {
+            self.pull(flow);
+        }
+        if ev & (libc::EPOLLOUT as u32 | err) != 0 {
+            self.push(flow);
+        }
+    }
+
+    /// Host socket → the flow's smoltcp transmit ring.
+    fn pull(&mut self, flow: FlowId) {
+        let Some(fd) = self.host_fd(flow) else {
             return;
         };
-        match &h.to_host {
-            Some(tx) => {
-                let _ = tx.send(m);
-            }
-            None => h.early.push(m),
-        }
+        self.nat.tcp_pull_from_host(flow, |b| {
+            // SAFETY: read(2) into the ring's free part, `b.len()` bytes long.
+            let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+            usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        });
+    }
+
+    /// The flow's smoltcp receive ring → host socket.
+    fn push(&mut self, flow: FlowId) {
+        let Some(fd) = self.host_fd(flow) else {
+            return;
+        };
+        self.nat.tcp_push_to_host(flow, |b| {
+            // SAFETY: send(2) from the ring's bytes, `b.len()` long; no SIGPIPE.
+            let n = unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL) };
+            usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        });
     }
 
     fn on_event(&mut self, e: Event) {
@@ -781,10 +826,6 @@ impl Driver {
                         flow,
                         TcpHost {
                             stream: None,
-                            to_host: None,
-                            permits: Arc::new(Semaphore::new(HOST_READ_WINDOW)),
-                            tasks: Vec::new(),
-                            early: Vec::new(),
                             connecting: None,
                         },
                     );
@@ -798,13 +839,6 @@ impl Driver {
                     let _ = stream.set_zero_linger();
                 }
             },
-            Event::TcpData(flow, data) => {
-                self.nat.tcp_host_data(flow, &data);
-                let _ = self.chunks.push(data);
-            }
-            Event::TcpWrote(flow, n) => self.nat.tcp_host_wrote(flow, n),
-            Event::TcpEof(flow) => self.nat.tcp_host_eof(flow),
-            Event::TcpHostError(flow) => self.nat.tcp_host_reset(flow),
             Event::UdpData(flow, data) => self.nat.udp_host_data(now, flow, &data),
             Event::UdpInbound {
                 publication,
@@ -829,97 +863,44 @@ impl Driver {
         }
     }
 
-    /// Starts the reader and writer tasks of a connected host stream.
+    /// Takes over a connected host stream: non-blocking, in the driver's epoll. Its first
+    /// readiness events start the transfers.
     fn relay(&mut self, flow: FlowId, stream: TcpStream) {
         let Some(h) = self.tcp.get_mut(&flow) else {
             return;
         };
-        let stream = Arc::new(stream);
-        let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterMsg>();
-        for m in h.early.drain(..) {
-            let _ = wtx.send(m);
-        }
-        let tx = self.tx.clone();
-        let w = stream.clone();
-        let spent = self.spent.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(m) = wrx.recv().await {
-                match m {
-                    WriterMsg::Data(d) => {
-                        let mut off = 0;
-                        while off < d.len() {
-                            if w.writable().await.is_err() {
-                                let _ = tx.send(Event::TcpHostError(flow));
-                                return;
-                            }
-                            match w.try_write(&d[off..]) {
-                                Ok(n) => {
-                                    off += n;
-                                    let _ = tx.send(Event::TcpWrote(flow, n));
-                                }
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                                Err(_) => {
-                                    let _ = tx.send(Event::TcpHostError(flow));
-                                    return;
-                                }
-                            }
-                        }
-                        let _ = spent.push(d);
-                    }
-                    WriterMsg::Shutdown => {
-                        // SAFETY: shutdown(2) on the stream's live fd.
-                        unsafe { libc::shutdown(w.as_raw_fd(), libc::SHUT_WR) };
-                    }
-                }
-            }
-        });
-        let tx = self.tx.clone();
-        let r = stream.clone();
-        let permits = h.permits.clone();
-        let chunks = self.chunks.clone();
-        let reader = tokio::spawn(async move {
-            loop {
-                let Ok(p) = permits.acquire_many(READ_CHUNK as u32).await else {
-                    return;
-                };
-                p.forget();
-                let mut buf = chunks
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
-                buf.clear();
-                let n = loop {
-                    if r.readable().await.is_err() {
-                        break Err(());
-                    }
-                    match r.try_read_buf(&mut buf) {
-                        Ok(n) => break Ok(n),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => break Err(()),
-                    }
-                };
-                match n {
-                    Ok(0) => {
-                        let _ = tx.send(Event::TcpEof(flow));
-                        return;
-                    }
-                    Ok(n) => {
-                        permits.add_permits(READ_CHUNK.saturating_sub(n));
-                        if tx.send(Event::TcpData(flow, buf)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(()) => {
-                        let _ = tx.send(Event::TcpHostError(flow));
-                        return;
-                    }
-                }
-            }
-        });
-        h.tasks.push(writer);
-        h.tasks.push(reader);
-        h.to_host = Some(wtx);
-        h.stream = Some(stream);
         h.connecting = None;
+        // Out of tokio's reactor; stays non-blocking.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("gateway {}: relay: {e}", self.network);
+                self.nat.tcp_host_reset(flow);
+                return;
+            }
+        };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: flow,
+        };
+        // SAFETY: epoll_ctl on our epoll fd and the stream's live fd.
+        let r = unsafe {
+            libc::epoll_ctl(
+                self.ep.get_ref().as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                stream.as_raw_fd(),
+                &mut ev,
+            )
+        };
+        if r < 0 {
+            tracing::debug!(
+                "gateway {}: epoll: {}",
+                self.network,
+                io::Error::last_os_error()
+            );
+            self.nat.tcp_host_reset(flow);
+        }
+        h.stream = Some(stream);
     }
 
     fn icmp_send(&mut self, dst: IpAddr, message: &[u8]) {
@@ -960,24 +941,31 @@ impl Driver {
     }
 }
 
-/// One message from the datapath: virtio-net header, then the frame. TCP super-frames go
-/// to the engine whole; other offloads (partial checksum, UDP GSO) are resolved first.
-fn input(nat: &mut Nat, scratch: &mut [u8], now: Duration, msg: &mut [u8]) {
-    let Some(hdr) = msg
+/// One message from the datapath (`buf[..len]`, in a buffer of the engine): virtio-net
+/// header, then the frame. TCP super-frames and complete frames go to the engine in their
+/// buffer (queued in place); other offloads (partial checksum, UDP GSO) are resolved first.
+fn input(nat: &mut Nat, scratch: &mut [u8], now: Duration, mut buf: Vec<u8>, len: usize) {
+    let hdr = buf
         .get(..VNET_HDR_LEN)
         .and_then(|h| VnetHdr::new_checked(h).ok())
-        .and_then(|h| VnetHdrRepr::parse(&h).ok())
-    else {
+        .and_then(|h| VnetHdrRepr::parse(&h).ok());
+    let Some(hdr) = hdr.filter(|_| len > VNET_HDR_LEN && len <= buf.len()) else {
+        nat.recycle_rx(buf);
         return;
     };
-    let Some(frame) = msg.get_mut(VNET_HDR_LEN..).filter(|f| !f.is_empty()) else {
-        return;
-    };
+    let frame = VNET_HDR_LEN..len;
     match hdr.gso_type {
-        GsoType::TcpV4 | GsoType::TcpV6 => nat.handle_gso_frame(now, frame),
-        GsoType::None if !hdr.needs_csum() => nat.handle_frame(now, frame),
+        GsoType::TcpV4 | GsoType::TcpV6 => nat.handle_frame_buf(now, buf, frame, false),
+        // A partial checksum is completed in place: the frame stays in its buffer.
+        GsoType::None => {
+            match crate::wire::vnet_hdr::complete_checksum(&mut buf[frame.clone()], &hdr) {
+                Ok(()) => nat.handle_frame_buf(now, buf, frame, true),
+                Err(_) => nat.recycle_rx(buf),
+            }
+        }
         _ => {
-            let _ = resolve_offloads(frame, &hdr, scratch, |f| nat.handle_frame(now, f));
+            let _ = resolve_offloads(&mut buf[frame], &hdr, scratch, |f| nat.handle_frame(now, f));
+            nat.recycle_rx(buf);
         }
     }
 }

@@ -7,11 +7,26 @@
 //!   listening smoltcp socket for exactly (destination address, port), with its SYN-ACK held
 //!   back (`pause_synack`), and asks the host to connect ([`Action::TcpConnect`]). When the
 //!   host connection is up ([`Nat::tcp_connected`]) the SYN-ACK goes out; when it fails the
-//!   container gets a RST, as from a refusing peer. Bytes are relayed both ways with credit
-//!   (at most [`HOST_WINDOW`] bytes in flight towards the host per flow; host bytes are only
-//!   taken from the caller when [`Action::TcpSent`] returns credit). FIN and RST propagate both
-//!   ways. Segments may be GSO super-frames both ways ([`Nat::handle_gso_frame`] in, smoltcp's
-//!   segmentation offload out, up to [`GSO_MAX`]) and windows are [`TCP_BUFFER`] (scaled).
+//!   container gets a RST, as from a refusing peer. FIN and RST propagate both ways (the
+//!   container's FIN reaches the host after its last bytes: a closed flow stays until they
+//!   are pushed). Segments
+//!   may be GSO super-frames both ways ([`Nat::handle_gso_frame`] in, smoltcp's segmentation
+//!   offload out, up to [`GSO_MAX`]) and windows are [`TCP_BUFFER`] (scaled).
+//! - **TCP data path: one userspace copy per direction.** The engine never holds relayed
+//!   bytes outside smoltcp's socket rings, and the caller's I/O is passed in as closures, so
+//!   the state machine stays pure. Host → container: [`Nat::tcp_pull_from_host`] hands the
+//!   free part of the smoltcp transmit ring to the caller's `read` (the kernel copies the host
+//!   socket's bytes straight into it); smoltcp then builds segments from the ring into the
+//!   frame buffer (the one copy). Container → host: a frame read by the caller into a buffer
+//!   of the engine ([`Nat::rx_buffer`], [`Nat::handle_frame_buf`]) is queued to smoltcp
+//!   without copying, smoltcp copies the payload into its receive ring (the one copy), and
+//!   [`Nat::tcp_push_to_host`] hands the ring's bytes to the caller's `write`. Credit is the
+//!   rings themselves: the host socket is read only while the transmit ring has room, and
+//!   only what the host socket accepted leaves the receive ring (the rest stays, closing the
+//!   container's window). The engine asks for a transfer only on a change of state
+//!   ([`Action::TcpPull`] when the ring has room again after a stop on it, [`Action::TcpPush`]
+//!   when received bytes wait and the host socket last accepted all): the caller's readiness
+//!   events (edge-triggered) do the rest, so an idle flow costs no system call.
 //! - **UDP**: one host socket per (container address, remote address) flow; replies are
 //!   re-framed to the container; flows expire after [`UDP_IDLE_TIMEOUT`].
 //! - **ICMP echo**: requests are re-sent from the host with an identifier allocated here
@@ -29,8 +44,10 @@
 //! count has dropped below 90 % of the cap).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -55,19 +72,13 @@ pub const ICMP_TIMEOUT: Duration = Duration::from_secs(30);
 /// window). Allocated zeroed, so only the pages data reaches cost memory (smoltcp restarts an
 /// emptied ring at its start).
 pub const TCP_BUFFER: usize = 2 * 1024 * 1024;
-/// Container → host bytes a flow may have handed to the host side and not yet written.
-pub const HOST_WINDOW: usize = 2 * 1024 * 1024;
 /// Largest IP packet smoltcp builds: a TCP super-segment that the port (or the datapath, for
 /// a port without offloads) cuts at the container's MSS.
 pub const GSO_MAX: usize = 65_535;
-/// Most container → host bytes handed over in one [`Action::TcpData`].
-const RECV_CHUNK: usize = 256 * 1024;
 /// Ethernet header room kept in front of each packet smoltcp builds.
 const ETH_ROOM: usize = crate::wire::ethernet::HEADER_LEN;
-/// Spare packet buffers kept for reuse, per direction (at most 4 MiB each).
+/// Spare packet buffers kept for reuse, per direction (about 4 MiB each at 64 KiB frames).
 const POOL: usize = 64;
-/// Spare [`Action::TcpData`] buffers kept for reuse (at most 4 MiB).
-const DATA_POOL: usize = 16;
 /// Most container MAC addresses remembered (learned from their frames or given).
 pub const MAX_NEIGHBORS: usize = 8192;
 
@@ -134,13 +145,13 @@ pub enum Action {
     /// Open a TCP connection from the host to `dst`, then report with
     /// [`Nat::tcp_connected`].
     TcpConnect { flow: FlowId, dst: SocketAddr },
-    /// Container → host bytes: write them to the flow's host socket and report each write
-    /// with [`Nat::tcp_host_wrote`].
-    TcpData { flow: FlowId, data: Vec<u8> },
-    /// `bytes` given with [`Nat::tcp_host_data`] have entered the container connection: the
-    /// host side may read that much more.
-    TcpSent { flow: FlowId, bytes: usize },
-    /// The container closed its sending side: once the pending data is written, shut down
+    /// The container connection can take host bytes again (handshake done, or the container
+    /// acknowledged some after [`Nat::tcp_pull_from_host`] stopped on a full ring): pull.
+    TcpPull { flow: FlowId },
+    /// Container bytes wait for the host socket: push them with [`Nat::tcp_push_to_host`]
+    /// (not asked again after the host socket would block: push when it is writable).
+    TcpPush { flow: FlowId },
+    /// The container closed its sending side and all its bytes were pushed: shut down
     /// the host socket's write side.
     TcpShutdown { flow: FlowId },
     /// The flow is gone: close the host socket (with a RST when `reset`).
@@ -155,6 +166,16 @@ pub enum Action {
     /// Send this ICMP (v4 or v6 after `dst`'s family) echo request from a raw socket;
     /// replies come back with [`Nat::icmp_host_reply`].
     IcmpEcho { dst: IpAddr, message: Vec<u8> },
+}
+
+/// How a host transfer ([`Nat::tcp_pull_from_host`], [`Nat::tcp_push_to_host`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostIo {
+    /// The host socket would block: transfer again on its next readiness.
+    WouldBlock,
+    /// Stopped on the engine's side (ring full or empty, flow not ready, ended or unknown):
+    /// the engine asks with an [`Action`] when there is work.
+    Idle,
 }
 
 /// Why an inbound (published-port) flow could not be created.
@@ -202,11 +223,14 @@ struct TcpFlow {
     inbound: bool,
     /// The host side is connected (outbound: after `tcp_connected(Ok)`).
     connected: bool,
-    /// Host → container bytes not yet in smoltcp's send buffer.
-    pending: VecDeque<u8>,
-    /// Container → host bytes the host side can still take.
-    credit: usize,
+    /// The last pull stopped on the engine's side (ring full, handshake not done): ask for a
+    /// pull ([`Action::TcpPull`]) once the ring can take bytes.
+    pull_waiting: bool,
+    /// The host socket would not take more: wait for the caller's next push (writable).
+    push_blocked: bool,
     host_eof: bool,
+    /// The container's FIN arrived (its bytes may still be in the receive ring).
+    container_fin: bool,
     close_called: bool,
     shutdown_sent: bool,
     aborted: bool,
@@ -237,9 +261,10 @@ impl TcpFlow {
             key,
             inbound,
             connected: inbound,
-            pending: VecDeque::new(),
-            credit: HOST_WINDOW,
+            pull_waiting: true,
+            push_blocked: false,
             host_eof: false,
+            container_fin: false,
             close_called: false,
             shutdown_sent: false,
             aborted: false,
@@ -267,8 +292,13 @@ struct IcmpFlow {
 /// The smoltcp device: IP packets queued in and out, in recycled buffers (no allocation per
 /// packet once the pools are warm).
 struct Queues {
-    rx: VecDeque<Vec<u8>>,
+    /// Packets for smoltcp: each a range of its buffer (a whole frame read by the caller).
+    rx: VecDeque<(Vec<u8>, Range<usize>)>,
     rx_free: Vec<Vec<u8>>,
+    /// While [`Nat::handle_frame_buf`] runs: the packet to queue in the caller's buffer
+    /// (address, length) instead of a copy.
+    lending: bool,
+    lent: Option<(usize, usize)>,
     /// Packets built by smoltcp ([`ETH_ROOM`] bytes of room in front) with their GSO size.
     tx: Vec<(Vec<u8>, Option<u16>)>,
     tx_free: Vec<Vec<u8>>,
@@ -277,6 +307,7 @@ struct Queues {
 
 struct Rx<'a> {
     buf: Vec<u8>,
+    range: Range<usize>,
     free: &'a mut Vec<Vec<u8>>,
 }
 
@@ -294,7 +325,7 @@ fn recycle(pool: &mut Vec<Vec<u8>>, b: Vec<u8>, max: usize) {
 
 impl RxToken for Rx<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = f(&self.buf);
+        let r = f(self.buf.get(self.range).unwrap_or(&[]));
         recycle(self.free, self.buf, POOL);
         r
     }
@@ -320,10 +351,11 @@ impl Device for Queues {
     type TxToken<'a> = Tx<'a>;
 
     fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx<'_>, Tx<'_>)> {
-        let buf = self.rx.pop_front()?;
+        let (buf, range) = self.rx.pop_front()?;
         Some((
             Rx {
                 buf,
+                range,
                 free: &mut self.rx_free,
             },
             Tx {
@@ -356,11 +388,23 @@ impl Device for Queues {
 }
 
 impl Queues {
+    /// Queues a copy of `packet` (buffers keep their length: no zeroing on reuse).
     fn push_rx(&mut self, packet: &[u8]) {
         let mut b = self.rx_free.pop().unwrap_or_default();
-        b.clear();
-        b.extend_from_slice(packet);
-        self.rx.push_back(b);
+        if b.len() < packet.len() {
+            b.resize(packet.len(), 0);
+        }
+        b[..packet.len()].copy_from_slice(packet);
+        self.rx.push_back((b, 0..packet.len()));
+    }
+
+    /// Queues `packet`: in the caller's buffer when lending, else a copy.
+    fn lend_rx(&mut self, packet: &[u8]) {
+        if self.lending && self.lent.is_none() {
+            self.lent = Some((packet.as_ptr() as usize, packet.len()));
+        } else {
+            self.push_rx(packet);
+        }
     }
 }
 
@@ -427,8 +471,6 @@ pub struct Nat {
     actions: VecDeque<Action>,
     cap_warned: bool,
     stats: NatStats,
-    /// Spare [`Action::TcpData`] buffers, given back with [`Nat::recycle_data`].
-    data_free: Vec<Vec<u8>>,
     /// Opening windows of inbound relays.
     pacer: Pacer,
     /// Inbound flows to start (reused).
@@ -459,6 +501,8 @@ impl Nat {
         let mut dev = Queues {
             rx: VecDeque::new(),
             rx_free: Vec::new(),
+            lending: false,
+            lent: None,
             tx: Vec::new(),
             tx_free: Vec::new(),
             mtu: cfg.mtu,
@@ -503,7 +547,6 @@ impl Nat {
             actions: VecDeque::new(),
             cap_warned: false,
             stats: NatStats::default(),
-            data_free: Vec::new(),
             pacer: Pacer::default(),
             starting: Vec::new(),
         }
@@ -567,9 +610,19 @@ impl Nat {
         recycle(&mut self.dev.tx_free, frame, POOL);
     }
 
-    /// Returns the buffer of a written [`Action::TcpData`] for reuse.
-    pub fn recycle_data(&mut self, data: Vec<u8>) {
-        recycle(&mut self.data_free, data, DATA_POOL);
+    /// Returns a buffer of [`Nat::rx_buffer`] that was not handed over.
+    pub fn recycle_rx(&mut self, buf: Vec<u8>) {
+        recycle(&mut self.dev.rx_free, buf, POOL);
+    }
+
+    /// A buffer of at least `len` bytes to read the next frame into, for
+    /// [`Nat::handle_frame_buf`] (recycled: no allocation per frame once warm).
+    pub fn rx_buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut b = self.dev.rx_free.pop().unwrap_or_default();
+        if b.len() < len {
+            b.resize(len, 0);
+        }
+        b
     }
 
     /// Next host-socket action.
@@ -644,6 +697,36 @@ impl Nat {
     /// takes it whole when it fits the window). Anything but TCP is dropped.
     pub fn handle_gso_frame(&mut self, now: Duration, frame: &[u8]) {
         self.input(now, frame, false);
+    }
+
+    /// [`Nat::handle_frame`] (`verify`) or [`Nat::handle_gso_frame`] (not) of the frame
+    /// `buf[frame]`, taking the buffer: a TCP segment for a known flow is queued to smoltcp
+    /// in place (no copy before smoltcp's own into its receive ring). Get buffers with
+    /// [`Nat::rx_buffer`].
+    pub fn handle_frame_buf(
+        &mut self,
+        now: Duration,
+        buf: Vec<u8>,
+        frame: Range<usize>,
+        verify: bool,
+    ) {
+        let Some(f) = buf.get(frame) else {
+            self.stats.frames_in += 1;
+            self.stats.dropped += 1;
+            recycle(&mut self.dev.rx_free, buf, POOL);
+            return;
+        };
+        self.dev.lending = true;
+        self.input(now, f, verify);
+        self.dev.lending = false;
+        let lent = self.dev.lent.take().and_then(|(addr, len)| {
+            let off = addr.checked_sub(buf.as_ptr() as usize)?;
+            (off.checked_add(len)? <= buf.len()).then_some(off..off + len)
+        });
+        match lent {
+            Some(r) => self.dev.rx.push_back((buf, r)),
+            None => recycle(&mut self.dev.rx_free, buf, POOL),
+        }
     }
 
     fn input(&mut self, now: Duration, frame: &[u8], verify: bool) {
@@ -721,7 +804,7 @@ impl Nat {
             return true;
         }
         // Known flows, and anything else: smoltcp answers unknown segments with a RST.
-        self.dev.push_rx(p.packet);
+        self.dev.lend_rx(p.packet);
         true
     }
 
@@ -843,33 +926,92 @@ impl Nat {
         }
     }
 
-    /// Host → container bytes (at most what [`Action::TcpSent`] credits allow, or
-    /// [`HOST_WINDOW`] initially: the caller bounds its reads).
-    pub fn tcp_host_data(&mut self, flow: FlowId, data: &[u8]) {
+    /// Host → container: while the container connection can take bytes, `read` fills the
+    /// free part of smoltcp's transmit ring straight from the host socket (`Ok(0)`: the host
+    /// peer's FIN; an error but `WouldBlock`/`Interrupted`: the container gets a RST).
+    /// Returns [`HostIo::WouldBlock`] when `read` did (pull again when the socket is
+    /// readable); otherwise the engine asks with [`Action::TcpPull`] when there is room.
+    pub fn tcp_pull_from_host(
+        &mut self,
+        flow: FlowId,
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> HostIo {
         let Some(f) = self.tcp.get_mut(&flow) else {
-            return;
+            return HostIo::Idle;
         };
         if f.host_eof || f.aborted {
-            return;
+            return HostIo::Idle;
         }
-        // Straight into smoltcp when nothing waits before it (one copy less).
-        let mut sent = 0;
         let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
-        if f.pending.is_empty() && s.can_send() {
-            sent = s.send_slice(data).unwrap_or(0);
-            if sent > 0 {
-                self.actions
-                    .push_back(Action::TcpSent { flow, bytes: sent });
+        loop {
+            if !s.can_send() {
+                f.pull_waiting = true;
+                return HostIo::Idle;
+            }
+            let r = s.send(|b| match read(b) {
+                Ok(n) => (n.min(b.len()), Ok(n)),
+                Err(e) => (0, Err(e)),
+            });
+            match r {
+                Ok(Ok(0)) => {
+                    f.host_eof = true;
+                    return HostIo::Idle;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return HostIo::WouldBlock,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(_)) => {
+                    f.aborted = true;
+                    s.abort();
+                    return HostIo::Idle;
+                }
+                Err(_) => {
+                    f.pull_waiting = true;
+                    return HostIo::Idle;
+                }
             }
         }
-        f.pending.extend(data.get(sent..).unwrap_or(&[]));
     }
 
-    /// The host side wrote `n` bytes of [`Action::TcpData`]: that much credit comes back.
-    pub fn tcp_host_wrote(&mut self, flow: FlowId, n: usize) {
-        if let Some(f) = self.tcp.get_mut(&flow) {
-            f.credit = (f.credit + n).min(HOST_WINDOW);
+    /// Container → host: `write` takes bytes straight from smoltcp's receive ring into the
+    /// host socket; only what it accepted leaves the ring (an error but
+    /// `WouldBlock`/`Interrupted`, or accepting nothing: the container gets a RST). Returns
+    /// [`HostIo::WouldBlock`] when `write` did (push again when the socket is writable);
+    /// otherwise the engine asks with [`Action::TcpPush`] when new bytes wait.
+    pub fn tcp_push_to_host(
+        &mut self,
+        flow: FlowId,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> HostIo {
+        let Some(f) = self.tcp.get_mut(&flow) else {
+            return HostIo::Idle;
+        };
+        if f.aborted || !f.connected {
+            return HostIo::Idle;
         }
+        f.push_blocked = false;
+        let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
+        while s.recv_queue() > 0 {
+            let r = s.recv(|b| match write(b) {
+                Ok(n) => (n.min(b.len()), Ok(n)),
+                Err(e) => (0, Err(e)),
+            });
+            match r {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    f.push_blocked = true;
+                    return HostIo::WouldBlock;
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(_) => {
+                    f.aborted = true;
+                    s.abort();
+                    return HostIo::Idle;
+                }
+                Err(_) => return HostIo::Idle,
+            }
+        }
+        HostIo::Idle
     }
 
     /// The host peer closed its sending side (FIN): the container gets a FIN after the data.
@@ -888,7 +1030,8 @@ impl Nat {
     }
 
     /// A connection accepted on a published TCP port, to relay into `container`. Returns the
-    /// flow; the caller then relays with the `tcp_host_*` calls like an outbound flow.
+    /// flow; the caller then relays with [`Nat::tcp_pull_from_host`] and
+    /// [`Nat::tcp_push_to_host`] like an outbound flow.
     pub fn tcp_inbound(&mut self, container: SocketAddr) -> Result<FlowId, NatError> {
         if !self.in_subnets(container.ip()) || container.port() == 0 {
             return Err(NatError::Connect);
@@ -1128,61 +1271,40 @@ impl Nat {
                 }
                 continue;
             }
-            // Host → container.
-            if !f.pending.is_empty() && s.can_send() {
-                let (a, _) = f.pending.as_slices();
-                let n = s.send_slice(a).unwrap_or(0);
-                if n > 0 {
-                    f.pending.drain(..n);
-                    self.actions.push_back(Action::TcpSent { flow, bytes: n });
-                    again = true;
-                }
+            // Host → container: room again after a stop on the engine's side.
+            if f.pull_waiting && !f.host_eof && s.can_send() {
+                f.pull_waiting = false;
+                self.actions.push_back(Action::TcpPull { flow });
             }
             // Not before the handshake: smoltcp's close() in SYN-SENT aborts instead of a FIN.
-            if f.host_eof && f.pending.is_empty() && !f.close_called && f.connected && s.may_send()
-            {
+            if f.host_eof && !f.close_called && f.connected && s.may_send() {
                 s.close();
                 f.close_called = true;
                 again = true;
             }
-            // Container → host.
-            while f.credit > 0 && s.can_recv() && f.connected {
-                let want = f.credit.min(s.recv_queue()).min(RECV_CHUNK);
-                let mut data = self.data_free.pop().unwrap_or_default();
-                data.clear();
-                data.reserve(want);
-                // The ring may wrap: two contiguous pieces at most.
-                for _ in 0..2 {
-                    let room = want - data.len();
-                    let _ = s.recv(|b| {
-                        let k = b.len().min(room);
-                        data.extend_from_slice(&b[..k]);
-                        (k, ())
-                    });
-                }
-                let n = data.len();
-                if n == 0 {
-                    break;
-                }
-                f.credit -= n;
-                again = true;
-                self.actions.push_back(Action::TcpData { flow, data });
+            // Container → host, unless the host socket is full (its writability brings the
+            // next push).
+            if f.connected && !f.push_blocked && s.recv_queue() > 0 {
+                self.actions.push_back(Action::TcpPush { flow });
             }
             let state = s.state();
-            let fin_seen = matches!(
+            f.container_fin |= matches!(
                 state,
                 tcp::State::CloseWait
                     | tcp::State::LastAck
                     | tcp::State::Closing
                     | tcp::State::TimeWait
             );
-            if fin_seen && s.recv_queue() == 0 && !f.shutdown_sent && f.connected {
+            if f.container_fin && s.recv_queue() == 0 && !f.shutdown_sent && f.connected {
                 f.shutdown_sent = true;
                 self.actions.push_back(Action::TcpShutdown { flow });
             }
+            // A closed connection whose last bytes still wait for the host socket (they are
+            // in the ring only) stays until they are pushed.
+            let draining = f.container_fin && f.connected && s.recv_queue() > 0;
             match state {
-                tcp::State::TimeWait => gone.push((flow, false)),
-                tcp::State::Closed => {
+                tcp::State::TimeWait if !draining => gone.push((flow, false)),
+                tcp::State::Closed if !draining => {
                     let graceful = f.shutdown_sent && f.close_called;
                     gone.push((flow, !graceful));
                 }

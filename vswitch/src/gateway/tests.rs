@@ -1,10 +1,11 @@
 //! The NAT state machine driven by hand-built frames (no sockets), and one end-to-end test
 //! of the engine with real host sockets on loopback.
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use super::nat::{self, Action, Nat, NatConfig, NatError};
+use super::nat::{self, Action, HostIo, Nat, NatConfig, NatError};
 use super::{check_emitted, frame};
 use crate::wire::tcp::{self as tcpw, FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
 use crate::wire::testutil::{ip_frame, udp_datagram};
@@ -94,6 +95,32 @@ fn drain(n: &mut Nat) -> (Vec<Vec<u8>>, Vec<Action>) {
     (f, a)
 }
 
+/// The driver's host → container part with a fake host socket holding `data` (then it would
+/// block); returns the bytes the engine took.
+fn pull(n: &mut Nat, flow: u64, data: &[u8]) -> usize {
+    let mut off = 0;
+    n.tcp_pull_from_host(flow, |b| {
+        if off == data.len() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let k = b.len().min(data.len() - off);
+        b[..k].copy_from_slice(&data[off..off + k]);
+        off += k;
+        Ok(k)
+    });
+    off
+}
+
+/// The driver's container → host part with a fake host socket taking everything.
+fn push(n: &mut Nat, flow: u64) -> Vec<u8> {
+    let mut got = Vec::new();
+    n.tcp_push_to_host(flow, |b| {
+        got.extend_from_slice(b);
+        Ok(b.len())
+    });
+    got
+}
+
 fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
@@ -142,19 +169,14 @@ fn tcp_handshake_data_and_close_both_ways() {
     );
     n.poll(ms(4));
     let (_, actions) = drain(&mut n);
-    assert!(
-        actions.contains(&Action::TcpData {
-            flow,
-            data: b"hello".to_vec()
-        }),
-        "{actions:?}"
-    );
-    n.tcp_host_wrote(flow, 5);
+    assert!(actions.contains(&Action::TcpPull { flow }), "{actions:?}");
+    assert!(actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    assert_eq!(push(&mut n, flow), b"hello");
     // Host → container.
-    n.tcp_host_data(flow, b"world");
+    assert_eq!(pull(&mut n, flow, b"world"), 5);
     n.poll(ms(5));
     let (frames, actions) = drain(&mut n);
-    assert!(actions.contains(&Action::TcpSent { flow, bytes: 5 }));
+    assert!(!actions.contains(&Action::TcpPull { flow }), "{actions:?}");
     let data: Vec<Seg> = frames.iter().map(|f| seg(f)).collect();
     let d = data
         .iter()
@@ -197,6 +219,50 @@ fn tcp_handshake_data_and_close_both_ways() {
     assert_eq!(n.flow_count(), 0);
 }
 
+/// The host closes first; the container's last bytes come with its FIN (smoltcp goes to
+/// TIME-WAIT at once): the flow stays until they are pushed to the host, then ends cleanly.
+#[test]
+fn tcp_last_bytes_after_both_fins_reach_the_host() {
+    let (mut n, flow, cseq, _) = established();
+    let (c, r) = (sa(C), sa(R));
+    n.tcp_host_eof(flow);
+    n.poll(ms(4));
+    let (frames, _) = drain(&mut n);
+    let fin = frames
+        .iter()
+        .map(|f| seg(f))
+        .find(|s| s.flags & FLAG_FIN != 0)
+        .expect("FIN");
+    n.handle_frame(
+        ms(5),
+        &tcp_frame(
+            c,
+            r,
+            cseq,
+            fin.seq + 1,
+            FLAG_ACK | FLAG_FIN | FLAG_PSH,
+            b"bye",
+        ),
+    );
+    n.poll(ms(5));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::TcpClose { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(push(&mut n, flow), b"bye");
+    n.poll(ms(6));
+    let (_, actions) = drain(&mut n);
+    assert_eq!(
+        actions,
+        vec![
+            Action::TcpShutdown { flow },
+            Action::TcpClose { flow, reset: false }
+        ]
+    );
+}
+
 #[test]
 fn tcp_super_frames_in_and_out() {
     let (mut n, flow, cseq, rseq) = established();
@@ -210,23 +276,19 @@ fn tcp_super_frames_in_and_out() {
     n.handle_frame(ms(4), &f);
     n.poll(ms(4));
     let (_, actions) = drain(&mut n);
-    assert!(actions.is_empty(), "bad checksum dropped: {actions:?}");
+    assert!(
+        !actions.contains(&Action::TcpPush { flow }),
+        "bad checksum dropped: {actions:?}"
+    );
     n.handle_gso_frame(ms(5), &f);
     n.poll(ms(5));
     let (_, actions) = drain(&mut n);
-    let got: Vec<u8> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::TcpData { flow: f, data } if *f == flow => Some(data.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert_eq!(got, big, "the whole super-frame relayed");
+    assert!(actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    assert_eq!(push(&mut n, flow), big, "the whole super-frame relayed");
     // Host data leaves as GSO super-frames cut at the container's MSS (smoltcp's default
     // 536: the test SYN has no MSS option), with partial checksums the datapath completes.
     let host: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
-    n.tcp_host_data(flow, &host);
+    assert_eq!(pull(&mut n, flow, &host), host.len());
     n.poll(ms(6));
     let mut wire = Vec::new();
     let mut gso = 0;
@@ -499,7 +561,7 @@ fn published_tcp_relays_into_the_container_from_a_relay_port() {
     let c = sa("172.18.0.2:80");
     n.add_neighbor(c.ip(), CMAC);
     let flow = n.tcp_inbound(c).expect("flow");
-    n.tcp_host_data(flow, b"GET /");
+    assert_eq!(pull(&mut n, flow, b"GET /"), 0, "not before the handshake");
     n.poll(ms(1));
     let (frames, _) = drain(&mut n);
     let syn = seg(&frames[0]);
@@ -513,8 +575,11 @@ fn published_tcp_relays_into_the_container_from_a_relay_port() {
         &tcp_frame(c, syn.src, 9000, syn.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
     );
     n.poll(ms(2));
-    let (frames, actions) = drain(&mut n);
-    assert!(actions.contains(&Action::TcpSent { flow, bytes: 5 }));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpPull { flow }), "{actions:?}");
+    assert_eq!(pull(&mut n, flow, b"GET /"), 5);
+    n.poll(ms(2));
+    let (frames, _) = drain(&mut n);
     let data = frames
         .iter()
         .map(|f| seg(f))
@@ -527,10 +592,63 @@ fn published_tcp_relays_into_the_container_from_a_relay_port() {
     );
     n.poll(ms(3));
     let (_, actions) = drain(&mut n);
-    assert!(actions.contains(&Action::TcpData {
-        flow,
-        data: b"200".to_vec()
-    }));
+    assert!(actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    assert_eq!(push(&mut n, flow), b"200");
+}
+
+/// Backpressure is the smoltcp rings: a host socket that would block keeps the container's
+/// bytes in the receive ring (asked again only on the next push), and a full transmit ring
+/// stops host reads until the container acknowledges. Container frames handed over in the
+/// engine's buffers are relayed in place.
+#[test]
+fn tcp_relay_backpressure_both_ways() {
+    let (mut n, flow, cseq, rseq) = established();
+    let (c, r) = (sa(C), sa(R));
+    let big: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let f = tcp_frame(c, r, cseq, rseq, FLAG_ACK, &big);
+    let mut b = n.rx_buffer(f.len() + 10);
+    b[10..10 + f.len()].copy_from_slice(&f);
+    n.handle_frame_buf(ms(4), b, 10..10 + f.len(), false);
+    n.poll(ms(4));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    let mut got = Vec::new();
+    let r1 = n.tcp_push_to_host(flow, |b| {
+        if !got.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        got.extend_from_slice(&b[..1000.min(b.len())]);
+        Ok(1000.min(b.len()))
+    });
+    assert_eq!((r1, got.len()), (HostIo::WouldBlock, 1000));
+    n.poll(ms(5));
+    let (_, actions) = drain(&mut n);
+    assert!(!actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    got.extend(push(&mut n, flow));
+    assert_eq!(got, big);
+    // Host → container: an endless host stream fills the ring, then reads stop.
+    let mut read = 0usize;
+    let r2 = n.tcp_pull_from_host(flow, |b| {
+        b.fill(7);
+        read += b.len();
+        Ok(b.len())
+    });
+    assert_eq!((r2, read), (HostIo::Idle, nat::TCP_BUFFER));
+    n.poll(ms(6));
+    let (frames, actions) = drain(&mut n);
+    assert!(!actions.contains(&Action::TcpPull { flow }), "{actions:?}");
+    let sent: usize = frames.iter().map(|f| seg(f).payload.len()).sum();
+    assert!(sent > 0 && sent <= 64_000, "{sent}: the container's window");
+    // The container acknowledges some: room again, the engine asks for a pull.
+    let ack = rseq.wrapping_add(10_000);
+    n.handle_frame(
+        ms(7),
+        &tcp_frame(c, r, cseq + big.len() as u32, ack, FLAG_ACK, &[]),
+    );
+    n.poll(ms(7));
+    let (_, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpPull { flow }), "{actions:?}");
+    assert_eq!(pull(&mut n, flow, &[1; 20_000]), 10_000);
 }
 
 #[test]
@@ -592,9 +710,6 @@ fn published_tcp_bursts_are_paced_per_container_address() {
         .map(|_| n.tcp_inbound(c).expect("flow"))
         .collect();
     n.tcp_inbound(other).expect("flow");
-    for f in &flows {
-        n.tcp_host_data(*f, b"GET /");
-    }
     n.poll(ms(1));
     let (frames, _) = drain(&mut n);
     let syns: Vec<Seg> = frames.iter().map(|f| seg(f)).collect();
@@ -609,6 +724,11 @@ fn published_tcp_bursts_are_paced_per_container_address() {
         ms(2),
         &tcp_frame(c, first.src, 9000, first.seq + 1, FLAG_SYN | FLAG_ACK, &[]),
     );
+    n.poll(ms(2));
+    // The client's request, read once the relay is up.
+    for f in &flows {
+        pull(&mut n, *f, b"GET /");
+    }
     n.poll(ms(2));
     let (frames, _) = drain(&mut n);
     assert!(
