@@ -42,6 +42,8 @@ import time
 PID = os.getpid()
 # --bin-dir: binaries to measure instead of this tree's target/{debug,release}.
 BIN_DIR = None
+# --daemon-arg: extra vswitchd arguments (a lever to measure, e.g. --busy-poll-us=50).
+DAEMON_ARGS = []
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NS = []
 
@@ -236,7 +238,7 @@ class Vswitch:
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.ns}", "--", os.path.join(self.bin, "vswitchd"),
              "-H", f"unix://{self.sock}", "--data-root", os.path.join(self.dir, "data"),
-             "--exec-root", os.path.join(self.dir, "exec"), "-l", "warn"],
+             "--exec-root", os.path.join(self.dir, "exec"), "-l", "warn", *DAEMON_ARGS],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         deadline = time.time() + 20
         while not os.path.exists(self.sock):
@@ -338,7 +340,7 @@ class VswitchOverlay:
                  "-H", f"unix://{sock}", "--data-root", os.path.join(d, "data"),
                  "--exec-root", os.path.join(d, "exec"), "-l", "warn",
                  "--cluster-store", "etcd://10.206.0.1:2379",
-                 "--cluster-advertise", f"10.206.0.{i}"],
+                 "--cluster-advertise", f"10.206.0.{i}", *DAEMON_ARGS],
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w")))
             self.socks.append(sock)
         for sock, p in zip(self.socks, self.procs):
@@ -412,7 +414,7 @@ class VswitchDocker:
         self.vs = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.ns}", "--", os.path.join(self.bin, "vswitchd"),
              "-H", f"unix://{d}/vs.sock", "--data-root", f"{d}/vs-data", "--exec-root",
-             f"{d}/vs-exec", "--docker-plugin-socket", self.plugin, "-l", "warn"],
+             f"{d}/vs-exec", "--docker-plugin-socket", self.plugin, "-l", "warn", *DAEMON_ARGS],
             stdout=subprocess.DEVNULL, stderr=open(f"{d}/vs.log", "w"))
         with open(f"{d}/daemon.json", "w") as f:
             f.write("{}")
@@ -625,9 +627,12 @@ def main():
                     help="record vswitchd's CPU per thread and phase (and perf, if installed)")
     ap.add_argument("--bin-dir", help="take vswitchd and vswitch from this directory (no build), "
                     "e.g. another worktree's target/release, to compare one lever")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="extra vswitchd argument (repeatable), e.g. --daemon-arg=--busy-poll-us=50")
     a = ap.parse_args()
     global BIN_DIR
     BIN_DIR = a.bin_dir
+    DAEMON_ARGS.extend(a.daemon_arg)
     prof = Profile(a.profile, tempfile.mkdtemp(prefix=f"vsb-prof-{PID}-"))
     if os.geteuid() != 0:
         sys.exit("bench needs root (it creates network namespaces)")
@@ -710,7 +715,8 @@ def main():
     print(f"\nvswitchd ({'release' if a.release else 'debug'}) against the kernel, same run; "
           f"median of {a.runs} runs of {a.seconds} s [min-max]; kernel: bridge + veth "
           "(NAT rows: + iptables; overlay rows: + vxlan); machine: "
-          f"{os.cpu_count()} CPUs, {os.uname().release}\n")
+          f"{os.cpu_count()} CPUs, {os.uname().release}"
+          + (f"; vswitchd {' '.join(DAEMON_ARGS)}" if DAEMON_ARGS else "") + "\n")
     print("| path | vswitchd | kernel | ratio | target | met |")
     print("|---|---|---|---|---|---|")
     for label, key, higher, target in rows:

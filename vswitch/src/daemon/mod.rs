@@ -39,6 +39,8 @@ pub struct Config {
     pub pools: PoolSettings,
     /// Datapath worker threads (0 = one per core).
     pub workers: usize,
+    /// How long a worker polls after traffic before sleeping (`--busy-poll-us`).
+    pub busy_poll: std::time::Duration,
     /// Upstream resolvers for names the embedded DNS does not know (`--dns`; default: the
     /// host's resolv.conf at start).
     pub dns: Vec<SocketAddr>,
@@ -97,7 +99,7 @@ impl Daemon {
         for p in &report.problems {
             tracing::warn!("restore: {p}");
         }
-        let mut dp = Datapath::start(config.workers).map_err(internal)?;
+        let mut dp = Datapath::start_polling(config.workers, config.busy_poll).map_err(internal)?;
         let cluster = match &config.cluster {
             Some(cs) => Some(Daemon::cluster_open(
                 cs,
