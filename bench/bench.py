@@ -597,6 +597,10 @@ class Profile:
             print("```")
             print("\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#")))
             print("```")
+        if self.perf:
+            print(f"\nperf data kept in {self.outdir} (perf report -i FILE)")
+        else:
+            shutil.rmtree(self.outdir, ignore_errors=True)
 
 
 def fmt(v, nd=2):
@@ -633,7 +637,7 @@ def main():
     global BIN_DIR
     BIN_DIR = a.bin_dir
     DAEMON_ARGS.extend(a.daemon_arg)
-    prof = Profile(a.profile, tempfile.mkdtemp(prefix=f"vsb-prof-{PID}-"))
+    prof = Profile(a.profile, tempfile.mkdtemp(prefix=f"vsb-prof-{PID}-") if a.profile else None)
     if os.geteuid() != 0:
         sys.exit("bench needs root (it creates network namespaces)")
     ensure_tools()
