@@ -257,6 +257,7 @@ impl Gateway {
                 max_flows: cfg.max_flows,
                 allow_loopback: cfg.allow_loopback,
                 isolation: cfg.isolation.clone(),
+                tcp_buffer: nat::TCP_BUFFER,
             },
             Duration::ZERO,
             seed,

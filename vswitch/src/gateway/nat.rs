@@ -72,6 +72,8 @@ pub const ICMP_TIMEOUT: Duration = Duration::from_secs(30);
 /// window). Allocated zeroed, so only the pages data reaches cost memory (smoltcp restarts an
 /// emptied ring at its start).
 pub const TCP_BUFFER: usize = 2 * 1024 * 1024;
+/// Smallest ring [`NatConfig::tcp_buffer`] gives a flow: one full-sized segment.
+pub const MIN_TCP_BUFFER: usize = 2048;
 /// Largest IP packet smoltcp builds: a TCP super-segment that the port (or the datapath, for
 /// a port without offloads) cuts at the container's MSS.
 pub const GSO_MAX: usize = 65_535;
@@ -137,6 +139,10 @@ pub struct NatConfig {
     pub allow_loopback: bool,
     /// Other local networks, never reachable through the NAT.
     pub isolation: Isolation,
+    /// Receive and send ring of each relayed TCP connection ([`TCP_BUFFER`]; at least
+    /// [`MIN_TCP_BUFFER`]). Smaller only where memory per flow matters more than the window
+    /// (the fuzzer).
+    pub tcp_buffer: usize,
 }
 
 /// Something the I/O side must do with host sockets.
@@ -433,10 +439,11 @@ fn routable(a: IpAddr) -> bool {
 
 /// A relay socket: no Nagle (the host side already batches), ACKs at the end of each poll
 /// rather than after smoltcp's 10 ms delay (super-frames are acked one by one anyway).
-fn new_socket() -> tcp::Socket<'static> {
+fn new_socket(ring: usize) -> tcp::Socket<'static> {
+    let ring = ring.max(MIN_TCP_BUFFER);
     let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; ring]),
+        tcp::SocketBuffer::new(vec![0; ring]),
     );
     s.set_nagle_enabled(false);
     s.set_ack_delay(None);
@@ -772,7 +779,7 @@ impl Nat {
             if !self.admit() {
                 return true;
             }
-            let mut s = new_socket();
+            let mut s = new_socket(self.cfg.tcp_buffer);
             s.pause_synack(true);
             if s.listen(IpListenEndpoint {
                 addr: Some(IpAddress::from(p.dst)),
@@ -1047,7 +1054,7 @@ impl Nat {
         }
         let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
         // Connected when the pacer gives it a slot (next poll, for the first ones).
-        let handle = self.sockets.add(new_socket());
+        let handle = self.sockets.add(new_socket(self.cfg.tcp_buffer));
         let flow = self.new_flow_id();
         let key = (container, SocketAddr::new(gw, port));
         self.tcp.insert(flow, TcpFlow::new(handle, key, true));

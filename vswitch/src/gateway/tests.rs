@@ -31,6 +31,7 @@ fn config() -> NatConfig {
         max_flows: nat::MAX_FLOWS,
         allow_loopback: false,
         isolation: Default::default(),
+        tcp_buffer: nat::TCP_BUFFER,
     }
 }
 
