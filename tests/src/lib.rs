@@ -147,6 +147,21 @@ impl Netns {
     }
 }
 
+/// A host namespace and an "outside" one (the internet, for NAT and published ports) joined
+/// by a veth: `up0` with `host_ip`/24 in the host, `out0` with `out_ip`/24 outside.
+pub fn host_and_outside(tag: &str, host_ip: &str, out_ip: &str) -> (Netns, Netns) {
+    let host = Netns::new(&format!("{tag}h"));
+    let outside = Netns::new(&format!("{tag}o"));
+    host.link_to(
+        &outside,
+        "up0",
+        &format!("{host_ip}/24"),
+        "out0",
+        &format!("{out_ip}/24"),
+    );
+    (host, outside)
+}
+
 impl Netns {
     /// A veth between this namespace (`my_if`, `my_cidr`) and `other` (`their_if`,
     /// `their_cidr`), both ends up. Made inside the namespaces: nothing in the root one.

@@ -595,15 +595,7 @@ fn delegated_ipam_host_local_and_static() {
 
 #[test]
 fn runtime_config_chaining_and_published_ports() {
-    let host = Netns::new("cph");
-    let outside = Netns::new("cpo");
-    host.link_to(
-        &outside,
-        "up0",
-        &format!("{HOST_IP}/24"),
-        "out0",
-        &format!("{OUT_IP}/24"),
-    );
+    let (host, outside) = host_and_outside("cp", HOST_IP, OUT_IP);
     let d = Daemon::start_in(host, &[]);
     let log = d.dir.0.join("outside.log");
     let _servers = outside_servers(&outside, &log);
@@ -907,15 +899,7 @@ fn kill_processes_under(dir: &Path) {
 
 #[test]
 fn podman_containers_on_a_vswitch_network() {
-    let host = Netns::new("cph");
-    let outside = Netns::new("cpo");
-    host.link_to(
-        &outside,
-        "up0",
-        &format!("{HOST_IP}/24"),
-        "out0",
-        &format!("{OUT_IP}/24"),
-    );
+    let (host, outside) = host_and_outside("cp", HOST_IP, OUT_IP);
     let d = Daemon::start_in(host, &[]);
     let log = d.dir.0.join("outside.log");
     let _servers = outside_servers(&outside, &log);

@@ -199,15 +199,7 @@ impl Drop for World {
 
 fn world(tag: &str) -> World {
     require_root();
-    let host = Netns::new(&format!("{tag}h"));
-    let outside = Netns::new(&format!("{tag}o"));
-    host.link_to(
-        &outside,
-        "up0",
-        &format!("{HOST_IP}/24"),
-        "out0",
-        &format!("{OUT_IP}/24"),
-    );
+    let (host, outside) = host_and_outside(tag, HOST_IP, OUT_IP);
     let driver = unique(tag);
     std::fs::create_dir_all(PLUGIN_DIR).unwrap();
     let plugin_sock = Path::new(PLUGIN_DIR).join(format!("{driver}.sock"));

@@ -28,15 +28,7 @@ struct World {
 }
 
 fn world(tag: &str) -> World {
-    let host = Netns::new(&format!("{tag}h"));
-    let outside = Netns::new(&format!("{tag}o"));
-    host.link_to(
-        &outside,
-        "up0",
-        &format!("{HOST_IP}/24"),
-        "out0",
-        &format!("{OUT_IP}/24"),
-    );
+    let (host, outside) = host_and_outside(tag, HOST_IP, OUT_IP);
     let d = Daemon::start_in(host, &[]);
     let log = d.dir.0.join("outside-clients.log");
     let servers = outside_servers(&outside, &log);

@@ -282,6 +282,10 @@ impl Datapath {
         let w = (0..self.workers.len())
             .min_by_key(|&i| self.workers[i].networks)
             .unwrap_or(0);
+        self.place_on(w, net, cfg)
+    }
+
+    fn place_on(&mut self, w: usize, net: &str, cfg: SwitchConfig) -> Result<(), DatapathError> {
         self.send(
             w,
             Ctl::AddNetwork {
@@ -313,16 +317,7 @@ impl Datapath {
                 )))
             };
         }
-        self.send(
-            w,
-            Ctl::AddNetwork {
-                net: net.to_string(),
-                cfg,
-            },
-        )?;
-        self.workers[w].networks += 1;
-        self.placement.insert(net.to_string(), w);
-        Ok(())
+        self.place_on(w, net, cfg)
     }
 
     /// Hands the tunnel engine to the least loaded worker, which serves its socket from its
