@@ -79,6 +79,8 @@ pub const MIN_TCP_BUFFER: usize = 2048;
 pub const GSO_MAX: usize = 65_535;
 /// Ethernet header room kept in front of each packet smoltcp builds.
 const ETH_ROOM: usize = crate::wire::ethernet::HEADER_LEN;
+/// Bytes zeroed at the start of each packet smoltcp builds: the largest IPv6 + TCP headers.
+const HEADERS_ZEROED: usize = 40 + 60;
 /// Spare packet buffers kept for reuse, per direction (about 4 MiB each at 64 KiB frames).
 const POOL: usize = 64;
 /// Most container MAC addresses remembered (learned from their frames or given).
@@ -340,8 +342,16 @@ impl RxToken for Rx<'_> {
 impl TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut b = self.free.pop().unwrap_or_default();
-        b.clear();
-        b.resize(ETH_ROOM + len, 0);
+        // A recycled buffer keeps its bytes: smoltcp writes every byte of a packet but the
+        // padding after a TCP option list's end, so only the headers are zeroed (no
+        // 64 KiB memset per super-segment, and no stale bytes in that padding).
+        let total = ETH_ROOM + len;
+        if b.len() < total {
+            b.resize(total, 0);
+        }
+        b.truncate(total);
+        let head = total.min(ETH_ROOM + HEADERS_ZEROED);
+        b[ETH_ROOM..head].fill(0);
         let r = f(&mut b[ETH_ROOM..]);
         self.tx.push((b, self.gso));
         r
