@@ -249,6 +249,15 @@ impl Datapath {
         })
     }
 
+    /// Sends `net`'s worker the request `make` builds around a reply channel and waits for
+    /// the answer.
+    fn ask<T>(&self, net: &str, make: impl FnOnce(Sender<T>) -> Ctl) -> Result<T, DatapathError> {
+        let w = self.worker_of(net)?;
+        let (tx, rx) = channel::bounded(1);
+        self.send(w, make(tx))?;
+        rx.recv().map_err(|_| DatapathError::WorkerGone)
+    }
+
     fn send(&self, w: usize, ctl: Ctl) -> Result<(), DatapathError> {
         let h = &self.workers[w];
         h.tx.send(ctl).map_err(|_| DatapathError::WorkerGone)?;
@@ -344,17 +353,11 @@ impl Datapath {
     /// frames to it are encapsulated in that thread, datagrams for `vni` are handed to the
     /// switch there.
     pub(crate) fn add_tunnel_port(&self, net: &str, vni: u32) -> Result<PortId, DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::AddTunnelPort {
-                net: net.to_string(),
-                vni,
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+        self.ask(net, |reply| Ctl::AddTunnelPort {
+            net: net.to_string(),
+            vni,
+            reply,
+        })?
     }
 
     /// Remove a network and close all its ports (their interfaces disappear).
@@ -380,34 +383,22 @@ impl Datapath {
         io: PortIo,
         announce: Option<(MacAddr, Ipv4Addr)>,
     ) -> Result<PortId, DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::AddPort {
-                net: net.to_string(),
-                cfg,
-                io,
-                announce,
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+        self.ask(net, |reply| Ctl::AddPort {
+            net: net.to_string(),
+            cfg,
+            io,
+            announce,
+            reply,
+        })?
     }
 
     /// Detach a port; returns once its fds are closed (the interface is gone).
     pub fn remove_port(&self, net: &str, port: PortId) -> Result<(), DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::RemovePort {
-                net: net.to_string(),
-                port,
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)
+        self.ask(net, |reply| Ctl::RemovePort {
+            net: net.to_string(),
+            port,
+            reply,
+        })
     }
 
     /// Registers a container of another host behind the tunnel port `port` of `net`'s switch
@@ -419,47 +410,29 @@ impl Datapath {
         mac: MacAddr,
         ips: Vec<IpAddr>,
     ) -> Result<(), DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::SetRemote {
-                net: net.to_string(),
-                port,
-                mac,
-                ips,
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+        self.ask(net, |reply| Ctl::SetRemote {
+            net: net.to_string(),
+            port,
+            mac,
+            ips,
+            reply,
+        })?
     }
 
     /// Forgets a remote endpoint of `net` (nothing to do if it is not known).
     pub fn remove_remote_endpoint(&self, net: &str, mac: MacAddr) -> Result<(), DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::RemoveRemote {
-                net: net.to_string(),
-                mac,
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+        self.ask(net, |reply| Ctl::RemoveRemote {
+            net: net.to_string(),
+            mac,
+            reply,
+        })?
     }
 
     pub fn stats(&self, net: &str) -> Result<Option<NetStats>, DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::Stats {
-                net: net.to_string(),
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)
+        self.ask(net, |reply| Ctl::Stats {
+            net: net.to_string(),
+            reply,
+        })
     }
 
     /// Every network's counters, from every worker (each copies its own between batches).
@@ -485,18 +458,12 @@ impl Datapath {
         port: Option<PortId>,
         tap: Tap,
     ) -> Result<(), DatapathError> {
-        let w = self.worker_of(net)?;
-        let (tx, rx) = channel::bounded(1);
-        self.send(
-            w,
-            Ctl::AddCapture {
-                net: net.to_string(),
-                port,
-                tap,
-                reply: tx,
-            },
-        )?;
-        rx.recv().map_err(|_| DatapathError::WorkerGone)?
+        self.ask(net, |reply| Ctl::AddCapture {
+            net: net.to_string(),
+            port,
+            tap,
+            reply,
+        })?
     }
 }
 
