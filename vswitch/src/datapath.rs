@@ -489,6 +489,33 @@ struct NetState {
     tunnel: Option<(PortId, u32)>,
 }
 
+impl NetState {
+    /// Counts one frame sent (or dropped) on `port` and offers it to the captures that
+    /// want it (`bytes` without the virtio-net header).
+    fn count_tx(&mut self, port: PortId, ok: bool, bytes: &[u8], reply: bool) {
+        let len = bytes.len() as u64;
+        let c = self.port_stats.get_mut(port.index());
+        if ok {
+            self.stats.tx_frames += 1;
+            self.stats.tx_bytes += len;
+            if let Some(c) = c {
+                c.tx_frames += 1;
+                c.tx_bytes += len;
+            }
+        } else {
+            self.stats.tx_dropped += 1;
+            if let Some(c) = c {
+                c.tx_dropped += 1;
+            }
+        }
+        for t in self.taps.iter_mut().filter(|t| t.wants_tx(port, reply)) {
+            if t.offer(bytes) {
+                self.stats.capture_dropped += 1;
+            }
+        }
+    }
+}
+
 struct Worker {
     rx: Receiver<Ctl>,
     wake: OwnedFd,
@@ -1065,30 +1092,9 @@ impl Worker {
                     }
                     None => false,
                 };
-                let len = whole.len().saturating_sub(VNET_HDR_LEN) as u64;
-                let c = n.port_stats.get_mut(tx.port.index());
-                if ok {
-                    n.stats.tx_frames += 1;
-                    n.stats.tx_bytes += len;
-                    if let Some(c) = c {
-                        c.tx_frames += 1;
-                        c.tx_bytes += len;
-                    }
-                } else {
-                    n.stats.tx_dropped += 1;
-                    if let Some(c) = c {
-                        c.tx_dropped += 1;
-                    }
-                }
-                if !n.taps.is_empty() {
-                    let reply = matches!(tx.frame, FrameRef::Reply(_));
-                    let bytes = &whole[VNET_HDR_LEN.min(whole.len())..];
-                    for t in n.taps.iter_mut().filter(|t| t.wants_tx(tx.port, reply)) {
-                        if t.offer(bytes) {
-                            n.stats.capture_dropped += 1;
-                        }
-                    }
-                }
+                let bytes = &whole[VNET_HDR_LEN.min(whole.len())..];
+                let reply = matches!(tx.frame, FrameRef::Reply(_));
+                n.count_tx(tx.port, ok, bytes, reply);
                 continue;
             }
             let Some(slot) = n.slots.get(tx.port.index()).copied().flatten() else {
@@ -1137,28 +1143,8 @@ impl Worker {
                 FrameRef::Input(i) => &self.bufs[i as usize][VNET_HDR_LEN..self.lens[i as usize]],
                 FrameRef::Reply(r) => self.decisions.reply(r),
             };
-            let c = n.port_stats.get_mut(tx.port.index());
-            if ok {
-                n.stats.tx_frames += 1;
-                n.stats.tx_bytes += bytes.len() as u64;
-                if let Some(c) = c {
-                    c.tx_frames += 1;
-                    c.tx_bytes += bytes.len() as u64;
-                }
-            } else {
-                n.stats.tx_dropped += 1;
-                if let Some(c) = c {
-                    c.tx_dropped += 1;
-                }
-            }
-            if !n.taps.is_empty() {
-                let reply = matches!(tx.frame, FrameRef::Reply(_));
-                for t in n.taps.iter_mut().filter(|t| t.wants_tx(tx.port, reply)) {
-                    if t.offer(bytes) {
-                        n.stats.capture_dropped += 1;
-                    }
-                }
-            }
+            let reply = matches!(tx.frame, FrameRef::Reply(_));
+            n.count_tx(tx.port, ok, bytes, reply);
         }
         let _ = &n.id;
         // The tunnel's share of this batch leaves now, as one batch.
