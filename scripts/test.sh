@@ -16,6 +16,8 @@ cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 (
   cd fuzz
+  # As scripts/fuzz-long.sh: large blocks stay in the heap between executions.
+  export MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864
   for t in $(cargo fuzz list); do
     echo "fuzz smoke: $t (${FUZZ_SECONDS}s)"
     # Start from the committed, minimized seeds (scripts/fuzz-long.sh); new finds go to a

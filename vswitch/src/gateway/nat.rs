@@ -27,6 +27,10 @@
 //!   ([`Action::TcpPull`] when the ring has room again after a stop on it, [`Action::TcpPush`]
 //!   when received bytes wait and the host socket last accepted all): the caller's readiness
 //!   events (edge-triggered) do the rest, so an idle flow costs no system call.
+//! - **Idle flows cost no work either.** A TCP flow with empty rings and nothing pending is
+//!   parked after [`PARK_AFTER`] services: its socket leaves smoltcp's set (which smoltcp
+//!   walks on every poll) and the relay's walk, and comes back on the next segment, host
+//!   event or transfer for it. UDP and ICMP expiry run from deadline queues, not a walk.
 //! - **UDP**: one host socket per (container address, remote address) flow; replies are
 //!   re-framed to the container; flows expire after [`UDP_IDLE_TIMEOUT`].
 //! - **ICMP echo**: requests are re-sent from the host with an identifier allocated here
@@ -43,7 +47,8 @@
 //! exist at once; beyond, new flows are refused and one warning is logged (re-armed once the
 //! count has dropped below 90 % of the cap).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroUsize;
@@ -53,7 +58,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToken};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, Socket};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint};
 
 use super::frame;
@@ -85,6 +90,15 @@ const HEADERS_ZEROED: usize = 40 + 60;
 const POOL: usize = 64;
 /// Most container MAC addresses remembered (learned from their frames or given).
 pub const MAX_NEIGHBORS: usize = 8192;
+/// Services in a row that find a TCP flow idle before it is parked: out of smoltcp's socket
+/// set and the relay's walk until a segment, a host event or a host transfer wakes it. Two,
+/// so one full smoltcp poll (its ACK or window update for the last transfer) comes between.
+const PARK_AFTER: u8 = 2;
+/// The live socket set is rebuilt when it has this many times more slots than sockets (smoltcp
+/// walks every slot, empty or not, on each poll).
+const SLOTS_PER_SOCKET: usize = 4;
+/// Slots a socket set may have whatever its occupancy.
+const MIN_SLOTS: usize = 64;
 
 /// Identifies one flow in [`Action`]s and host events.
 pub type FlowId = u64;
@@ -225,7 +239,12 @@ pub struct NatStats {
 }
 
 struct TcpFlow {
+    /// Its socket in the live set; stale while parked.
     handle: SocketHandle,
+    /// An idle flow's socket, out of the live set (see [`PARK_AFTER`]).
+    parked: Option<Box<Socket<'static>>>,
+    /// Services in a row that found it idle.
+    quiet: u8,
     key: (SocketAddr, SocketAddr),
     /// A published-port relay (connected from the gateway into the container).
     inbound: bool,
@@ -266,6 +285,8 @@ impl TcpFlow {
     fn new(handle: SocketHandle, key: (SocketAddr, SocketAddr), inbound: bool) -> TcpFlow {
         TcpFlow {
             handle,
+            parked: None,
+            quiet: 0,
             key,
             inbound,
             connected: inbound,
@@ -295,6 +316,8 @@ struct UdpFlow {
 struct IcmpFlow {
     key: (IpAddr, u16, IpAddr),
     last: Duration,
+    /// Tells this mapping's expiry entries from those of an earlier one with its identifier.
+    generation: u64,
 }
 
 /// The smoltcp device: IP packets queued in and out, in recycled buffers (no allocation per
@@ -492,6 +515,17 @@ pub struct Nat {
     pacer: Pacer,
     /// Inbound flows to start (reused).
     starting: Vec<(SocketAddr, FlowId)>,
+    /// TCP flows not parked: the only ones smoltcp and the relay's service look at.
+    live: HashSet<FlowId>,
+    /// Slots of `sockets` (smoltcp only ever appends one when all are taken).
+    slots: usize,
+    /// When UDP flows may expire (min-heap; an entry whose flow has moved on is re-queued).
+    udp_expiry: BinaryHeap<Reverse<(Duration, FlowId)>>,
+    /// Likewise for ICMP mappings: (deadline, generation, identifier).
+    icmp_expiry: BinaryHeap<Reverse<(Duration, u64, u16)>>,
+    /// Reused lists of flows for the service walk.
+    parking: Vec<FlowId>,
+    gone: Vec<(FlowId, bool)>,
 }
 
 impl std::fmt::Debug for Nat {
@@ -566,6 +600,12 @@ impl Nat {
             stats: NatStats::default(),
             pacer: Pacer::default(),
             starting: Vec::new(),
+            live: HashSet::new(),
+            slots: 0,
+            udp_expiry: BinaryHeap::new(),
+            icmp_expiry: BinaryHeap::new(),
+            parking: Vec::new(),
+            gone: Vec::new(),
         }
     }
 
@@ -654,11 +694,12 @@ impl Nat {
             .poll_at(instant(now), &self.sockets)
             .map(|i| Duration::from_micros(u64::try_from(i.total_micros()).unwrap_or(0)));
         let mut earliest = |d: Duration| at = Some(at.map_or(d, |a| a.min(d)));
-        if let Some(l) = self.udp.values().map(|f| f.last).min() {
-            earliest(l + UDP_IDLE_TIMEOUT);
+        // The heads may be stale (the flow moved on): one early wake-up re-queues them.
+        if let Some(Reverse((t, _))) = self.udp_expiry.peek() {
+            earliest(*t);
         }
-        if let Some(l) = self.icmp.values().map(|f| f.last).min() {
-            earliest(l + ICMP_TIMEOUT);
+        if let Some(Reverse((t, _, _))) = self.icmp_expiry.peek() {
+            earliest(*t);
         }
         if let Some(t) = self.pacer.next_deadline() {
             earliest(t);
@@ -701,6 +742,58 @@ impl Nat {
         let id = self.next_flow;
         self.next_flow += 1;
         id
+    }
+
+    /// TCP flows smoltcp and the relay look at on each poll; the others are parked (idle).
+    pub fn live_tcp_flows(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Puts a new flow's socket in the live set.
+    fn add_live(&mut self, flow: FlowId, s: tcp::Socket<'static>) -> SocketHandle {
+        let h = self.sockets.add(s);
+        self.live.insert(flow);
+        self.slots = self.slots.max(self.live.len());
+        h
+    }
+
+    /// Something for a TCP flow (a segment, a host event or transfer): back in the live set.
+    fn wake(&mut self, flow: FlowId) {
+        let Some(f) = self.tcp.get_mut(&flow) else {
+            return;
+        };
+        f.quiet = 0;
+        if let Some(s) = f.parked.take() {
+            f.handle = self.sockets.add(*s);
+            self.live.insert(flow);
+            self.slots = self.slots.max(self.live.len());
+        }
+    }
+
+    /// Takes an idle flow's socket out of the live set.
+    fn park(&mut self, flow: FlowId) {
+        let Some(f) = self.tcp.get_mut(&flow) else {
+            return;
+        };
+        if f.parked.is_none() {
+            f.parked = Some(Box::new(self.sockets.remove(f.handle)));
+            self.live.remove(&flow);
+        }
+    }
+
+    /// Rebuilds the live set once it is mostly empty slots (after many flows parked or ended).
+    fn compact(&mut self) {
+        if self.slots <= MIN_SLOTS.max(self.live.len() * SLOTS_PER_SOCKET) {
+            return;
+        }
+        let mut set = SocketSet::new(Vec::with_capacity(self.live.len()));
+        for flow in &self.live {
+            if let Some(f) = self.tcp.get_mut(flow) {
+                f.handle = set.add(self.sockets.remove(f.handle));
+            }
+        }
+        self.sockets = set;
+        self.slots = self.live.len();
     }
 
     /// A frame the switch sent to the gateway port (a container's packet for outside the
@@ -785,7 +878,11 @@ impl Nat {
         let key = (container, peer);
         let syn_only = flags & (tcpw::FLAG_SYN | tcpw::FLAG_ACK | tcpw::FLAG_RST) == tcpw::FLAG_SYN;
         let relay = self.is_gateway_addr(p.dst);
-        if !self.tcp_keys.contains_key(&key) && syn_only && !relay && dp != 0 {
+        let known = self.tcp_keys.get(&key).copied();
+        if let Some(flow) = known {
+            // Before smoltcp sees the segment: a parked socket would answer it with a RST.
+            self.wake(flow);
+        } else if syn_only && !relay && dp != 0 {
             if !self.admit() {
                 return true;
             }
@@ -799,8 +896,8 @@ impl Nat {
             {
                 return false;
             }
-            let handle = self.sockets.add(s);
             let flow = self.new_flow_id();
+            let handle = self.add_live(flow, s);
             self.tcp.insert(flow, TcpFlow::new(handle, key, false));
             self.tcp_keys.insert(key, flow);
             self.dev.push_rx(p.packet);
@@ -815,6 +912,7 @@ impl Nat {
             } else {
                 self.tcp.remove(&flow);
                 self.tcp_keys.remove(&key);
+                self.live.remove(&flow);
                 self.sockets.remove(handle);
             }
             self.flush_tx();
@@ -847,6 +945,8 @@ impl Nat {
                     },
                 );
                 self.udp_keys.insert(key, flow);
+                self.udp_expiry
+                    .push(Reverse((now + UDP_IDLE_TIMEOUT, flow)));
                 self.actions.push_back(Action::UdpOpen { flow, dst: key.1 });
                 flow
             }
@@ -875,8 +975,18 @@ impl Nat {
                 let Some(i) = self.alloc_ident() else {
                     return true;
                 };
+                let generation = self.new_flow_id();
                 self.icmp_keys.insert(key, i);
-                self.icmp.insert(i, IcmpFlow { key, last: now });
+                self.icmp.insert(
+                    i,
+                    IcmpFlow {
+                        key,
+                        last: now,
+                        generation,
+                    },
+                );
+                self.icmp_expiry
+                    .push(Reverse((now + ICMP_TIMEOUT, generation, i)));
                 i
             }
         };
@@ -930,6 +1040,7 @@ impl Nat {
     /// The host connection of an outbound TCP flow is up (`true`) or failed (`false`: the
     /// container gets a RST).
     pub fn tcp_connected(&mut self, flow: FlowId, ok: bool) {
+        self.wake(flow);
         let Some(f) = self.tcp.get_mut(&flow) else {
             return;
         };
@@ -953,6 +1064,7 @@ impl Nat {
         flow: FlowId,
         mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
     ) -> HostIo {
+        self.wake(flow);
         let Some(f) = self.tcp.get_mut(&flow) else {
             return HostIo::Idle;
         };
@@ -1000,6 +1112,7 @@ impl Nat {
         flow: FlowId,
         mut write: impl FnMut(&[u8]) -> io::Result<usize>,
     ) -> HostIo {
+        self.wake(flow);
         let Some(f) = self.tcp.get_mut(&flow) else {
             return HostIo::Idle;
         };
@@ -1033,6 +1146,7 @@ impl Nat {
 
     /// The host peer closed its sending side (FIN): the container gets a FIN after the data.
     pub fn tcp_host_eof(&mut self, flow: FlowId) {
+        self.wake(flow);
         if let Some(f) = self.tcp.get_mut(&flow) {
             f.host_eof = true;
         }
@@ -1040,6 +1154,7 @@ impl Nat {
 
     /// The host connection failed or was reset: the container gets a RST.
     pub fn tcp_host_reset(&mut self, flow: FlowId) {
+        self.wake(flow);
         if let Some(f) = self.tcp.get_mut(&flow) {
             f.aborted = true;
             self.sockets.get_mut::<tcp::Socket>(f.handle).abort();
@@ -1064,8 +1179,8 @@ impl Nat {
         }
         let port = self.alloc_relay_port(gw).ok_or(NatError::NoPort)?;
         // Connected when the pacer gives it a slot (next poll, for the first ones).
-        let handle = self.sockets.add(new_socket(self.cfg.tcp_buffer));
         let flow = self.new_flow_id();
+        let handle = self.add_live(flow, new_socket(self.cfg.tcp_buffer));
         let key = (container, SocketAddr::new(gw, port));
         self.tcp.insert(flow, TcpFlow::new(handle, key, true));
         self.tcp_keys.insert(key, flow);
@@ -1079,6 +1194,7 @@ impl Nat {
         let mut starting = std::mem::take(&mut self.starting);
         self.pacer.start(now, &mut starting);
         for (_, flow) in starting.drain(..) {
+            self.wake(flow);
             let Some(f) = self.tcp.get_mut(&flow) else {
                 continue;
             };
@@ -1139,6 +1255,8 @@ impl Nat {
                 );
                 self.udp_keys.insert(key, flow);
                 self.udp_inbound_keys.insert((publication, client), flow);
+                self.udp_expiry
+                    .push(Reverse((now + UDP_IDLE_TIMEOUT, flow)));
                 self.stats.published_udp += 1;
                 flow
             }
@@ -1252,11 +1370,16 @@ impl Nat {
         self.flush_tx();
     }
 
-    /// Moves bytes between smoltcp and the host side; true when smoltcp has new work.
+    /// Moves bytes between smoltcp and the host side for the live flows, and parks those idle
+    /// for [`PARK_AFTER`] services; true when smoltcp has new work.
     fn service_tcp(&mut self, now: Duration) -> bool {
         let mut again = false;
-        let mut gone = Vec::new();
-        for (&flow, f) in self.tcp.iter_mut() {
+        let mut gone = std::mem::take(&mut self.gone);
+        let mut parking = std::mem::take(&mut self.parking);
+        for &flow in &self.live {
+            let Some(f) = self.tcp.get_mut(&flow) else {
+                continue;
+            };
             let s = self.sockets.get_mut::<tcp::Socket>(f.handle);
             match f.pacing {
                 Pacing::Off => {}
@@ -1327,8 +1450,28 @@ impl Nat {
                 }
                 _ => {}
             }
+            // Idle: nothing in either ring, nothing to ask of the host, no timer of smoltcp's
+            // (none runs on an open connection with empty rings: no keep-alive, no ACK delay).
+            let open = (state == tcp::State::Established && !f.container_fin)
+                || (state == tcp::State::CloseWait && f.shutdown_sent);
+            let idle = open
+                && f.pacing == Pacing::Off
+                && f.connected
+                && !f.aborted
+                && !f.host_eof
+                && !f.pull_waiting
+                && !f.push_blocked
+                && s.send_queue() == 0
+                && s.recv_queue() == 0;
+            f.quiet = if idle { f.quiet.saturating_add(1) } else { 0 };
+            if f.quiet >= PARK_AFTER {
+                parking.push(flow);
+            }
         }
-        for (flow, reset) in gone {
+        for flow in parking.drain(..) {
+            self.park(flow);
+        }
+        for (flow, reset) in gone.drain(..) {
             if let Some(f) = self.tcp.remove(&flow) {
                 self.tcp_keys.remove(&f.key);
                 if f.inbound {
@@ -1337,21 +1480,34 @@ impl Nat {
                 if f.pacing != Pacing::Off {
                     self.pacer.release(f.key.0, flow);
                 }
-                self.sockets.remove(f.handle);
+                if self.live.remove(&flow) {
+                    self.sockets.remove(f.handle);
+                }
                 self.actions.push_back(Action::TcpClose { flow, reset });
             }
         }
+        self.gone = gone;
+        self.parking = parking;
+        self.compact();
         again
     }
 
+    /// Ends the UDP flows and ICMP mappings whose time is up (only the heads of the expiry
+    /// queues are looked at: no walk over the flows).
     fn expire(&mut self, now: Duration) {
-        let dead: Vec<FlowId> = self
-            .udp
-            .iter()
-            .filter(|(_, f)| now.saturating_sub(f.last) >= UDP_IDLE_TIMEOUT)
-            .map(|(id, _)| *id)
-            .collect();
-        for flow in dead {
+        while let Some(&Reverse((at, flow))) = self.udp_expiry.peek() {
+            if at > now {
+                break;
+            }
+            self.udp_expiry.pop();
+            let Some(f) = self.udp.get(&flow) else {
+                continue;
+            };
+            let due = f.last + UDP_IDLE_TIMEOUT;
+            if due > now {
+                self.udp_expiry.push(Reverse((due, flow)));
+                continue;
+            }
             if let Some(f) = self.udp.remove(&flow) {
                 self.udp_keys.remove(&f.key);
                 if let Some(k) = f.inbound {
@@ -1361,14 +1517,18 @@ impl Nat {
                 self.actions.push_back(Action::UdpClose { flow });
             }
         }
-        let dead: Vec<u16> = self
-            .icmp
-            .iter()
-            .filter(|(_, f)| now.saturating_sub(f.last) >= ICMP_TIMEOUT)
-            .map(|(id, _)| *id)
-            .collect();
-        for i in dead {
-            if let Some(f) = self.icmp.remove(&i) {
+        while let Some(&Reverse((at, generation, i))) = self.icmp_expiry.peek() {
+            if at > now {
+                break;
+            }
+            self.icmp_expiry.pop();
+            let Some(f) = self.icmp.get(&i).filter(|f| f.generation == generation) else {
+                continue;
+            };
+            let due = f.last + ICMP_TIMEOUT;
+            if due > now {
+                self.icmp_expiry.push(Reverse((due, generation, i)));
+            } else if let Some(f) = self.icmp.remove(&i) {
                 self.icmp_keys.remove(&f.key);
             }
         }

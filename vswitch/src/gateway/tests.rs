@@ -133,18 +133,24 @@ const R: &str = "93.184.216.34:80";
 /// seq, next remote seq).
 fn established() -> (Nat, u64, u32, u32) {
     let mut n = Nat::new(config(), ms(0), 7);
-    let (c, r) = (sa(C), sa(R));
-    n.handle_frame(ms(1), &tcp_frame(c, r, 1000, 0, FLAG_SYN, &[]));
-    n.poll(ms(1));
-    let (frames, actions) = drain(&mut n);
+    let (flow, cseq, rseq) = open(&mut n, sa(C), sa(R), 1);
+    (n, flow, cseq, rseq)
+}
+
+/// Opens a TCP flow from `c` to `r` at `t` ms (three polls, one ms apart); returns (flow,
+/// next container seq, next remote seq).
+fn open(n: &mut Nat, c: SocketAddr, r: SocketAddr, t: u64) -> (u64, u32, u32) {
+    n.handle_frame(ms(t), &tcp_frame(c, r, 1000, 0, FLAG_SYN, &[]));
+    n.poll(ms(t));
+    let (frames, actions) = drain(n);
     assert!(frames.is_empty(), "SYN-ACK held until the host connects");
     let flow = match actions.as_slice() {
         [Action::TcpConnect { flow, dst }] if *dst == r => *flow,
         other => panic!("expected one connect, got {other:?}"),
     };
     n.tcp_connected(flow, true);
-    n.poll(ms(2));
-    let (frames, _) = drain(&mut n);
+    n.poll(ms(t + 1));
+    let (frames, _) = drain(n);
     assert_eq!(frames.len(), 1);
     let s = seg(&frames[0]);
     assert_eq!(
@@ -154,9 +160,114 @@ fn established() -> (Nat, u64, u32, u32) {
     );
     assert_eq!(s.flags & (FLAG_SYN | FLAG_ACK), FLAG_SYN | FLAG_ACK);
     assert_eq!(s.ack, 1001);
-    n.handle_frame(ms(3), &tcp_frame(c, r, 1001, s.seq + 1, FLAG_ACK, &[]));
-    n.poll(ms(3));
-    (n, flow, 1001, s.seq + 1)
+    n.handle_frame(ms(t + 2), &tcp_frame(c, r, 1001, s.seq + 1, FLAG_ACK, &[]));
+    n.poll(ms(t + 2));
+    (flow, 1001, s.seq + 1)
+}
+
+/// Idle TCP flows leave smoltcp's socket set and the relay's walk (12.3: no poll over idle
+/// flows), and a segment from the container or any host event brings them back intact.
+#[test]
+fn idle_tcp_flows_are_parked_and_wake_on_either_side() {
+    const FLOWS: u16 = 100;
+    let mut n = Nat::new(config(), ms(0), 7);
+    let r = sa(R);
+    let flows: Vec<(SocketAddr, u64, u32, u32)> = (0..FLOWS)
+        .map(|i| {
+            let c = SocketAddr::new(sa(C).ip(), 41000 + i);
+            let (flow, cseq, rseq) = open(&mut n, c, r, 1);
+            drain(&mut n);
+            (c, flow, cseq, rseq)
+        })
+        .collect();
+    n.poll(ms(5));
+    n.poll(ms(6));
+    drain(&mut n);
+    assert_eq!(n.live_tcp_flows(), 0, "all idle: all parked");
+    assert_eq!(n.flow_count(), usize::from(FLOWS));
+
+    // The container speaks on a parked flow: woken before smoltcp sees it (no RST), relayed.
+    let (c, flow, cseq, rseq) = flows[7];
+    n.handle_frame(
+        ms(7),
+        &tcp_frame(c, r, cseq, rseq, FLAG_ACK | FLAG_PSH, b"ping"),
+    );
+    assert_eq!(n.live_tcp_flows(), 1);
+    n.poll(ms(7));
+    let (frames, actions) = drain(&mut n);
+    assert!(actions.contains(&Action::TcpPush { flow }), "{actions:?}");
+    assert!(
+        frames.iter().all(|f| seg(f).flags & FLAG_RST == 0),
+        "no reset"
+    );
+    assert_eq!(push(&mut n, flow), b"ping");
+    for t in 8..11 {
+        n.poll(ms(t));
+    }
+    let (later, _) = drain(&mut n);
+    let acked = frames
+        .iter()
+        .chain(&later)
+        .map(|f| seg(f))
+        .any(|s| s.ack == cseq + 4);
+    assert!(acked, "the container's bytes are acknowledged");
+    assert_eq!(n.live_tcp_flows(), 0, "idle again: parked again");
+
+    // The host speaks on a parked flow.
+    let (c, flow, cseq, rseq) = flows[21];
+    assert_eq!(pull(&mut n, flow, b"pong"), 4);
+    assert_eq!(n.live_tcp_flows(), 1);
+    n.poll(ms(11));
+    let (frames, _) = drain(&mut n);
+    let d = frames
+        .iter()
+        .map(|f| seg(f))
+        .find(|s| !s.payload.is_empty())
+        .expect("data to the container");
+    assert_eq!(
+        (d.dst, d.payload.as_slice(), d.seq),
+        (c, &b"pong"[..], rseq)
+    );
+    // Unacknowledged bytes keep it live (smoltcp's retransmission timer runs).
+    n.poll(ms(12));
+    n.poll(ms(13));
+    assert_eq!(n.live_tcp_flows(), 1);
+    n.handle_frame(ms(14), &tcp_frame(c, r, cseq, rseq + 4, FLAG_ACK, &[]));
+    n.poll(ms(14));
+    n.poll(ms(15));
+    assert_eq!(n.live_tcp_flows(), 0);
+
+    // The host ends a parked flow: FIN to the container; another is reset.
+    let (c, flow, _, _) = flows[33];
+    n.tcp_host_eof(flow);
+    n.poll(ms(16));
+    let (frames, _) = drain(&mut n);
+    assert!(frames
+        .iter()
+        .map(|f| seg(f))
+        .any(|s| s.dst == c && s.flags & FLAG_FIN != 0));
+    let (c, flow, _, _) = flows[40];
+    n.tcp_host_reset(flow);
+    n.poll(ms(17));
+    let (frames, actions) = drain(&mut n);
+    assert!(frames
+        .iter()
+        .map(|f| seg(f))
+        .any(|s| s.dst == c && s.flags & FLAG_RST != 0));
+    assert!(
+        actions.contains(&Action::TcpClose { flow, reset: true }),
+        "{actions:?}"
+    );
+    assert_eq!(n.flow_count(), usize::from(FLOWS) - 1);
+    // Every parked flow's socket survived the live set's rebuilds: each still answers.
+    for &(c, flow, cseq, rseq) in &flows[..5] {
+        n.handle_frame(
+            ms(18),
+            &tcp_frame(c, r, cseq, rseq, FLAG_ACK | FLAG_PSH, b"x"),
+        );
+        n.poll(ms(18));
+        assert_eq!(push(&mut n, flow), b"x");
+    }
 }
 
 #[test]
@@ -421,6 +532,31 @@ fn udp_flow_reply_and_idle_timeout() {
     n.poll(ms(3) + nat::UDP_IDLE_TIMEOUT);
     let (_, actions) = drain(&mut n);
     assert_eq!(actions, vec![Action::UdpClose { flow }]);
+    assert_eq!(n.flow_count(), 0);
+}
+
+/// A UDP flow's timeout counts from its last datagram, however often it was refreshed.
+#[test]
+fn udp_flow_expires_a_timeout_after_its_last_datagram() {
+    let mut n = Nat::new(config(), ms(0), 7);
+    let (c, r) = (sa("172.18.0.2:5353"), sa("9.9.9.9:53"));
+    n.handle_frame(ms(1), &udp_frame(c, r, b"q1"));
+    n.poll(ms(1));
+    let half = nat::UDP_IDLE_TIMEOUT / 2;
+    n.handle_frame(ms(1) + half, &udp_frame(c, r, b"q2"));
+    n.poll(ms(1) + half);
+    n.poll(ms(1) + nat::UDP_IDLE_TIMEOUT);
+    assert_eq!(n.flow_count(), 1, "refreshed half-way");
+    let flow = match drain(&mut n).1.first() {
+        Some(Action::UdpOpen { flow, .. }) => *flow,
+        other => panic!("{other:?}"),
+    };
+    n.udp_host_data(ms(2) + nat::UDP_IDLE_TIMEOUT, flow, b"late answer");
+    assert!(n.poll_at(ms(2) + nat::UDP_IDLE_TIMEOUT) <= Some(ms(2) + 2 * nat::UDP_IDLE_TIMEOUT));
+    n.poll(ms(1) + 2 * nat::UDP_IDLE_TIMEOUT);
+    assert_eq!(n.flow_count(), 1, "the host's answer refreshed it too");
+    n.poll(ms(2) + 2 * nat::UDP_IDLE_TIMEOUT);
+    assert_eq!(drain(&mut n).1, vec![Action::UdpClose { flow }]);
     assert_eq!(n.flow_count(), 0);
 }
 
