@@ -630,3 +630,46 @@ fn worker_served_tunnel_carries_frames_and_tso_between_containers() {
     drop(a);
     drop(b);
 }
+
+/// The switch's ARP answer to a request that came through the tunnel goes back through it:
+/// produced while the worker is receiving from the tunnel, it waits in the worker's deferred
+/// frames (`TUNNEL_DEFER_*`) and leaves after the receive batch.
+#[test]
+fn arp_asked_through_the_tunnel_is_answered_back_through_it() {
+    use crate::wire::arp::{ArpPacket, ArpRepr};
+    use crate::wire::testutil::arp_frame;
+    use crate::wire::{ArpOp, EtherType, EthernetFrame};
+    let probe = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 83), 0)).unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let vni = 801;
+    let (ip_a, ip_b) = ("172.18.9.2", "172.18.9.3");
+    let a = worker_host(SocketAddr::new(lo(83), port), port, vni, MAC_A, ip_a);
+    let b = worker_host(SocketAddr::new(lo(84), port), port, vni, MAC_B, ip_b);
+    // a's switch knows where MAC_B is but not its address, so it does not answer for it: a
+    // unicast request (as a neighbour re-probe) crosses to b, whose switch answers for b.
+    a.tunnel.set_remote_mac(vni, MacAddr(MAC_B), lo(84));
+    a.dp.set_remote_endpoint("n", a.tport, MacAddr(MAC_B), Vec::new())
+        .unwrap();
+    b.tunnel.set_remote_mac(vni, MacAddr(MAC_A), lo(83));
+    b.dp.set_remote_endpoint("n", b.tport, MacAddr(MAC_A), vec![ip_a.parse().unwrap()])
+        .unwrap();
+    let ask = ArpRepr::request(MacAddr(MAC_A), ip_a.parse().unwrap(), ip_b.parse().unwrap());
+    let mut msg = vec![0u8; VNET_HDR_LEN];
+    msg.extend_from_slice(&arp_frame(MacAddr(MAC_A), MacAddr(MAC_B), &ask));
+    // SAFETY: writing our buffer.
+    let r = unsafe { libc::write(a.container.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    assert_eq!(r as usize, msg.len());
+    let got = recv_fd(&a.container, LONG).expect("an answer through the tunnel");
+    let eth = EthernetFrame::new_checked(&got[VNET_HDR_LEN..]).expect("ethernet");
+    assert_eq!(eth.ethertype(), EtherType::ARP);
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).expect("arp"));
+    assert_eq!(reply.op, ArpOp::REPLY);
+    assert_eq!(
+        (reply.sha, reply.spa),
+        (MacAddr(MAC_B), ip_b.parse().unwrap())
+    );
+    assert_eq!(b.tunnel.stats(vni).unwrap().tx_frames, 1);
+    // b's container never saw the request: its switch answered.
+    assert!(recv_fd(&b.container, Duration::from_millis(100)).is_none());
+}
