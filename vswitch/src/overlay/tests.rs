@@ -505,6 +505,17 @@ fn worker_host(addr: SocketAddr, port: u16, vni: u32, mac: [u8; 6], ip: &str) ->
     }
 }
 
+/// Two worker hosts on loopback addresses 127.0.0.`hosts.0` and `.1` (container MAC_A with
+/// `ip_a`, MAC_B with `ip_b`), on one free port.
+fn worker_pair(hosts: (u8, u8), vni: u32, ip_a: &str, ip_b: &str) -> (WorkerHost, WorkerHost) {
+    let probe = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, hosts.0), 0)).unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let a = worker_host(SocketAddr::new(lo(hosts.0), port), port, vni, MAC_A, ip_a);
+    let b = worker_host(SocketAddr::new(lo(hosts.1), port), port, vni, MAC_B, ip_b);
+    (a, b)
+}
+
 /// The next message on `fd` within `wait` (virtio-net header + frame).
 fn recv_fd(fd: &OwnedFd, wait: Duration) -> Option<Vec<u8>> {
     let deadline = Instant::now() + wait;
@@ -534,13 +545,9 @@ fn worker_served_tunnel_carries_frames_and_tso_between_containers() {
     use crate::wire::testutil::{ip_frame, tcp_segment, v4};
     use crate::wire::vnet_hdr::{GsoType, FLAG_NEEDS_CSUM};
     use crate::wire::{IpProtocol, VnetHdrRepr};
-    let probe = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 81), 0)).unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
     let vni = 800;
     let (ip_a, ip_b) = ("172.18.8.2", "172.18.8.3");
-    let a = worker_host(SocketAddr::new(lo(81), port), port, vni, MAC_A, ip_a);
-    let b = worker_host(SocketAddr::new(lo(82), port), port, vni, MAC_B, ip_b);
+    let (a, b) = worker_pair((81, 82), vni, ip_a, ip_b);
     assert!(a.tunnel.is_running());
     assert_eq!(a.tunnel.vnis(), vec![vni]);
     // A second port for the VNI is refused.
@@ -639,13 +646,9 @@ fn arp_asked_through_the_tunnel_is_answered_back_through_it() {
     use crate::wire::arp::{ArpPacket, ArpRepr};
     use crate::wire::testutil::arp_frame;
     use crate::wire::{ArpOp, EtherType, EthernetFrame};
-    let probe = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 83), 0)).unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
     let vni = 801;
     let (ip_a, ip_b) = ("172.18.9.2", "172.18.9.3");
-    let a = worker_host(SocketAddr::new(lo(83), port), port, vni, MAC_A, ip_a);
-    let b = worker_host(SocketAddr::new(lo(84), port), port, vni, MAC_B, ip_b);
+    let (a, b) = worker_pair((83, 84), vni, ip_a, ip_b);
     // a's switch knows where MAC_B is but not its address, so it does not answer for it: a
     // unicast request (as a neighbour re-probe) crosses to b, whose switch answers for b.
     a.tunnel.set_remote_mac(vni, MacAddr(MAC_B), lo(84));
