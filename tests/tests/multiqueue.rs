@@ -55,30 +55,53 @@ fn worker_frames(d: &Daemon, net: &str) -> Vec<(String, u64)> {
     out
 }
 
-/// An iperf3 transfer with [`STREAMS`] connections from `from` to `to_ip` (server in `to`);
+/// Whether something listens on TCP `port` in the namespace at `ns` (a path).
+fn listens(ns: &str, port: u16) -> bool {
+    !run(Command::new("nsenter").arg(format!("--net={ns}")).args([
+        "ss",
+        "-ltnH",
+        &format!("sport = :{port}"),
+    ]))
+    .stdout
+    .is_empty()
+}
+
+/// An iperf3 transfer with [`STREAMS`] connections: server on `port` in the namespace at
+/// `server_ns` (made by `server`), client `client` run against `ip`:`client_port`;
 /// returns the bytes received.
-fn transfer(d: &Daemon, from: &str, to: &str, to_ip: &str) -> u64 {
-    let _srv = Bg::spawn(d.in_sandbox_cmd(to, &["iperf3", "-s", "-1", "-p", "5201"]));
-    let key = d.sandbox_key(to);
+fn iperf(
+    server: Command,
+    server_ns: &str,
+    port: u16,
+    client: impl FnOnce(&[&str]) -> std::process::Output,
+    ip: &str,
+    client_port: u16,
+) -> u64 {
+    let _srv = Bg::spawn(server);
     assert!(
-        wait_until(Duration::from_secs(10), || {
-            !run(Command::new("nsenter")
-                .arg(format!("--net={}", key.display()))
-                .args(["ss", "-ltnH", "sport = :5201"]))
-            .stdout
-            .is_empty()
-        }),
-        "iperf3 server in {to} did not start"
+        wait_until(Duration::from_secs(10), || listens(server_ns, port)),
+        "iperf3 server in {server_ns} did not start"
     );
-    let o = d.in_sandbox(
-        from,
-        &[
-            "timeout", "30", "iperf3", "-c", to_ip, "-p", "5201", "-P", STREAMS, "-t", "2", "-J",
-        ],
-    );
+    let cp = client_port.to_string();
+    let o = client(&[
+        "timeout", "30", "iperf3", "-c", ip, "-p", &cp, "-P", STREAMS, "-t", "2", "-J",
+    ]);
     assert!(o.status.success(), "iperf3: {}{}", stdout(&o), stderr(&o));
     let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("iperf3 JSON");
     j["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0)
+}
+
+/// Container `from` to container `to` (at `to_ip`).
+fn transfer(d: &Daemon, from: &str, to: &str, to_ip: &str) -> u64 {
+    let key = d.sandbox_key(to).display().to_string();
+    iperf(
+        d.in_sandbox_cmd(to, &["iperf3", "-s", "-1", "-p", "5201"]),
+        &key,
+        5201,
+        |argv| d.in_sandbox(from, argv),
+        to_ip,
+        5201,
+    )
 }
 
 /// Both workers carried frames of `net` (and how many more than `before`).
@@ -134,4 +157,36 @@ fn without_the_flag_a_network_stays_on_one_worker() {
     assert!(q.contains("tx-0") && !q.contains("tx-1"), "{q}");
     assert!(d.pings("a", "10.92.0.3"));
     assert_eq!(worker_frames(&d, "one").len(), 1);
+}
+
+#[test]
+fn nat_and_published_ports_work_on_a_spread_network() {
+    let (host, outside) = host_and_outside("mqn", "10.93.0.1", "10.93.0.2");
+    let d = Daemon::start_in(host, ARGS);
+    ok(d.vswitch(&["network", "create", "--subnet", "10.94.0.0/24", "n"]));
+    d.run_sandbox("c", &["--net", "n", "-p", "15201:5201"]);
+    let out_ns = format!("/run/netns/{}", outside.name);
+    // Container → outside through the NAT engine: frames from either worker's queue are
+    // written to the gateway's one socket; its replies come back through the owner.
+    let up = iperf(
+        outside.cmd(&["iperf3", "-s", "-1", "-p", "5202"]),
+        &out_ns,
+        5202,
+        |argv| d.in_sandbox("c", argv),
+        "10.93.0.2",
+        5202,
+    );
+    assert!(up > 0);
+    // Outside → published port → container.
+    let key = d.sandbox_key("c").display().to_string();
+    let down = iperf(
+        d.in_sandbox_cmd("c", &["iperf3", "-s", "-1", "-p", "5201"]),
+        &key,
+        5201,
+        |argv| outside.exec(argv),
+        "10.93.0.1",
+        15201,
+    );
+    assert!(down > 0);
+    assert!(d.pings("c", "10.93.0.2"));
 }

@@ -396,7 +396,14 @@ impl Datapath {
         cfg: SwitchConfig,
     ) -> Result<(), DatapathError> {
         let Some(w) = self.tunnel_worker else {
-            return self.add_network(net, cfg);
+            // Overlay state (tunnel port, remote endpoints) has one owner: never spread.
+            if self.placement.contains_key(net) {
+                return Ok(());
+            }
+            let w = (0..self.workers.len())
+                .min_by_key(|&i| self.workers[i].networks)
+                .unwrap_or(0);
+            return self.place_on(vec![w], net, cfg);
         };
         if let Some(at) = self.placement.get(net) {
             return if at[..] == [w] {
