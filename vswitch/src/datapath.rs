@@ -1631,7 +1631,7 @@ mod tests {
     }
 
     fn send_frame(fd: &OwnedFd, src: MacAddr, dst: MacAddr) {
-        let mut f = vec![0u8; VNET_HDR_LEN + 60];
+        let mut f = [0u8; VNET_HDR_LEN + 60];
         f[VNET_HDR_LEN..VNET_HDR_LEN + 6].copy_from_slice(&dst.0);
         f[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12].copy_from_slice(&src.0);
         f[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14].copy_from_slice(&[0x88, 0xb5]);
