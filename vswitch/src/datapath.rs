@@ -7,6 +7,14 @@
 //! One worker may also serve the overlay tunnel socket ([`crate::overlay`]): its overlay
 //! switches' tunnel ports are in-thread (frames go to the tunnel engine by a call, and
 //! received datagrams are decapsulated and switched in the same thread).
+//!
+//! With [`Datapath::set_tap_queues`] (`--tap-queues N`) a bridge network spans N workers:
+//! each keeps a replica of its switch and reads its own queue of every multiqueue TAP port,
+//! and writes what it switches to the out port's queue of the same rank, so tun's per-flow
+//! queue choice (flow hash, then the queue a flow was last written to) keeps a flow on one
+//! worker both ways. Single-fd ports (NAT gateway socket, veth packet socket) are read by
+//! the owner (rank 0) only and written by all. Replicas tell each other what they learn
+//! (`Ctl::Learn`, a rare event); control requests go to all, counters are summed.
 
 use crate::capture::Tap;
 use crate::overlay::tunnel::Engine;
