@@ -7,6 +7,14 @@
 //! One worker may also serve the overlay tunnel socket ([`crate::overlay`]): its overlay
 //! switches' tunnel ports are in-thread (frames go to the tunnel engine by a call, and
 //! received datagrams are decapsulated and switched in the same thread).
+//!
+//! With [`Datapath::set_tap_queues`] (`--tap-queues N`) a bridge network spans N workers:
+//! each keeps a replica of its switch and reads its own queue of every multiqueue TAP port,
+//! and writes what it switches to the out port's queue of the same rank, so tun's per-flow
+//! queue choice (flow hash, then the queue a flow was last written to) keeps a flow on one
+//! worker both ways. Single-fd ports (NAT gateway socket, veth packet socket) are read by
+//! the owner (rank 0) only and written by all. Replicas tell each other what they learn
+//! (`Ctl::Learn`, a rare event); control requests go to all, counters are summed.
 
 use crate::capture::Tap;
 use crate::overlay::tunnel::Engine;
@@ -43,6 +51,8 @@ const WAKE_TOKEN: u64 = u64::MAX;
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 /// Longest `--busy-poll-us` taken: beyond, a worker would hold a core for nothing.
 pub const BUSY_POLL_MAX: Duration = Duration::from_millis(1);
+/// vswitchd's default `--tap-queues`: each network on one worker, its TAPs with one queue.
+pub const DEFAULT_TAP_QUEUES: usize = 1;
 /// Epoll token of the overlay tunnel socket on the worker serving it.
 const TUNNEL_TOKEN: u64 = u64::MAX - 1;
 /// Bytes of frames the switch sends to a tunnel port while the worker is handing it received
@@ -94,9 +104,12 @@ pub struct PortCounters {
     pub tx_dropped: u64,
 }
 
-/// Everything the metrics exporter reads of one network, copied by its worker on request.
+/// Everything the metrics exporter reads of one network, copied by its worker(s) on request
+/// (summed over the workers a network spans).
 #[derive(Debug, Clone)]
 pub struct NetSnapshot {
+    /// Frames each worker serving the network received from its ports: (worker, frames).
+    pub workers: Vec<(usize, u64)>,
     pub net: String,
     pub stats: NetStats,
     pub switch: Counters,
@@ -109,6 +122,16 @@ enum Ctl {
     AddNetwork {
         net: String,
         cfg: SwitchConfig,
+        /// Every worker serving the network (more than one: spread over workers).
+        workers: Vec<usize>,
+    },
+    /// The other workers' control channels, for MAC-learning hints.
+    Peers(Vec<(Sender<Ctl>, OwnedFd)>),
+    /// Another worker serving `net` learned `mac` behind `port`.
+    Learn {
+        net: String,
+        mac: MacAddr,
+        port: PortId,
     },
     RemoveNetwork {
         net: String,
@@ -117,6 +140,9 @@ enum Ctl {
         net: String,
         cfg: PortConfig,
         io: PortIo,
+        /// This worker reads the port's fd (else it only writes to it, a queue another
+        /// worker reads).
+        read: bool,
         announce: Option<(MacAddr, Ipv4Addr)>,
         reply: Sender<Result<PortId, DatapathError>>,
     },
@@ -194,10 +220,14 @@ struct WorkerHandle {
 /// Handle the control plane holds.
 pub struct Datapath {
     workers: Vec<WorkerHandle>,
-    /// network id → worker index.
-    placement: HashMap<String, usize>,
+    /// network id → the workers serving it, the owner first (it alone reads single-queue
+    /// ports such as the NAT gateway's; the others only write to them).
+    placement: HashMap<String, Vec<usize>>,
     /// The worker serving the overlay tunnel, if one does.
     tunnel_worker: Option<usize>,
+    /// Workers a bridge network spans, each with a replica of its switch and its own queue
+    /// of every multiqueue TAP port (`--tap-queues`; 1: one worker per network).
+    spread: usize,
 }
 
 impl Datapath {
@@ -230,7 +260,7 @@ impl Datapath {
             // SAFETY: efd is a fresh fd we own.
             let wake = unsafe { OwnedFd::from_raw_fd(efd) };
             let wfd = wake.try_clone().map_err(sys("dup eventfd"))?;
-            let mut w = Worker::new(rx, wfd)?;
+            let mut w = Worker::new(i, rx, wfd)?;
             w.busy_poll = busy_poll;
             std::thread::Builder::new()
                 .name(format!("vswitch-dp{i}"))
@@ -242,11 +272,60 @@ impl Datapath {
                 networks: 0,
             });
         }
-        Ok(Datapath {
+        let dp = Datapath {
             workers: hs,
             placement: HashMap::new(),
             tunnel_worker: None,
-        })
+            spread: DEFAULT_TAP_QUEUES,
+        };
+        if n > 1 {
+            for w in 0..n {
+                let mut peers = Vec::with_capacity(n);
+                for h in &dp.workers {
+                    peers.push((
+                        h.tx.clone(),
+                        h.wake.try_clone().map_err(sys("dup eventfd"))?,
+                    ));
+                }
+                dp.send(w, Ctl::Peers(peers))?;
+            }
+        }
+        Ok(dp)
+    }
+
+    /// Bridge networks added from now on span `queues` workers (at most all of them): each
+    /// of those serves one queue of each multiqueue TAP port, so the kernel's per-flow queue
+    /// choice spreads flows over workers while each flow stays on one.
+    pub fn set_tap_queues(&mut self, queues: usize) {
+        self.spread = queues.clamp(1, self.workers.len().max(1));
+    }
+
+    /// Queues a TAP port of `net` should have: one per worker serving it.
+    pub fn queues_of(&self, net: &str) -> usize {
+        self.placement.get(net).map_or(1, Vec::len)
+    }
+
+    /// Sends each worker serving `net` the request `make` builds (from its rank among them and
+    /// a reply channel) and waits for all the answers, in rank order.
+    fn ask_all<T>(
+        &self,
+        net: &str,
+        mut make: impl FnMut(usize, Sender<T>) -> Ctl,
+    ) -> Result<Vec<T>, DatapathError> {
+        let ws = self
+            .placement
+            .get(net)
+            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
+        let mut waits = Vec::with_capacity(ws.len());
+        for (rank, &w) in ws.iter().enumerate() {
+            let (tx, rx) = channel::bounded(1);
+            self.send(w, make(rank, tx))?;
+            waits.push(rx);
+        }
+        waits
+            .into_iter()
+            .map(|rx| rx.recv().map_err(|_| DatapathError::WorkerGone))
+            .collect()
     }
 
     /// Sends `net`'s worker the request `make` builds around a reply channel and waits for
@@ -270,6 +349,7 @@ impl Datapath {
     fn worker_of(&self, net: &str) -> Result<usize, DatapathError> {
         self.placement
             .get(net)
+            .and_then(|ws| ws.first())
             .copied()
             .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))
     }
@@ -283,27 +363,36 @@ impl Datapath {
         self.placement.contains_key(net)
     }
 
-    /// Put a network's switch on the least loaded worker.
+    /// Put a network's switch on the least loaded worker, or replicas of it on the
+    /// [`Datapath::set_tap_queues`] least loaded ones.
     pub fn add_network(&mut self, net: &str, cfg: SwitchConfig) -> Result<(), DatapathError> {
         if self.placement.contains_key(net) {
             return Ok(());
         }
-        let w = (0..self.workers.len())
-            .min_by_key(|&i| self.workers[i].networks)
-            .unwrap_or(0);
-        self.place_on(w, net, cfg)
+        let mut order: Vec<usize> = (0..self.workers.len()).collect();
+        order.sort_by_key(|&i| (self.workers[i].networks, i));
+        order.truncate(self.spread.max(1));
+        self.place_on(order, net, cfg)
     }
 
-    fn place_on(&mut self, w: usize, net: &str, cfg: SwitchConfig) -> Result<(), DatapathError> {
-        self.send(
-            w,
-            Ctl::AddNetwork {
-                net: net.to_string(),
-                cfg,
-            },
-        )?;
-        self.workers[w].networks += 1;
-        self.placement.insert(net.to_string(), w);
+    fn place_on(
+        &mut self,
+        ws: Vec<usize>,
+        net: &str,
+        cfg: SwitchConfig,
+    ) -> Result<(), DatapathError> {
+        for &w in &ws {
+            self.send(
+                w,
+                Ctl::AddNetwork {
+                    net: net.to_string(),
+                    cfg: cfg.clone(),
+                    workers: ws.clone(),
+                },
+            )?;
+            self.workers[w].networks += 1;
+        }
+        self.placement.insert(net.to_string(), ws);
         Ok(())
     }
 
@@ -315,10 +404,17 @@ impl Datapath {
         cfg: SwitchConfig,
     ) -> Result<(), DatapathError> {
         let Some(w) = self.tunnel_worker else {
-            return self.add_network(net, cfg);
+            // Overlay state (tunnel port, remote endpoints) has one owner: never spread.
+            if self.placement.contains_key(net) {
+                return Ok(());
+            }
+            let w = (0..self.workers.len())
+                .min_by_key(|&i| self.workers[i].networks)
+                .unwrap_or(0);
+            return self.place_on(vec![w], net, cfg);
         };
-        if let Some(&at) = self.placement.get(net) {
-            return if at == w {
+        if let Some(at) = self.placement.get(net) {
+            return if at[..] == [w] {
                 Ok(())
             } else {
                 Err(DatapathError::Switch(format!(
@@ -326,7 +422,7 @@ impl Datapath {
                 )))
             };
         }
-        self.place_on(w, net, cfg)
+        self.place_on(vec![w], net, cfg)
     }
 
     /// Hands the tunnel engine to the least loaded worker, which serves its socket from its
@@ -362,16 +458,19 @@ impl Datapath {
 
     /// Remove a network and close all its ports (their interfaces disappear).
     pub fn remove_network(&mut self, net: &str) -> Result<(), DatapathError> {
-        let Some(w) = self.placement.remove(net) else {
+        let Some(ws) = self.placement.remove(net) else {
             return Ok(());
         };
-        self.workers[w].networks = self.workers[w].networks.saturating_sub(1);
-        self.send(
-            w,
-            Ctl::RemoveNetwork {
-                net: net.to_string(),
-            },
-        )
+        for w in ws {
+            self.workers[w].networks = self.workers[w].networks.saturating_sub(1);
+            self.send(
+                w,
+                Ctl::RemoveNetwork {
+                    net: net.to_string(),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Attach a port (TAP or veth). `announce` sends a gratuitous ARP for the port's address once
@@ -383,22 +482,63 @@ impl Datapath {
         io: PortIo,
         announce: Option<(MacAddr, Ipv4Addr)>,
     ) -> Result<PortId, DatapathError> {
-        self.ask(net, |reply| Ctl::AddPort {
-            net: net.to_string(),
-            cfg,
-            io,
-            announce,
-            reply,
-        })?
+        let k = self.queues_of(net);
+        let mut ios: Vec<Option<(PortIo, bool)>> =
+            split_queues(io, k)?.into_iter().map(Some).collect();
+        let rs = self.ask_all(net, |rank, reply| {
+            let (io, read) = ios[rank].take().expect("one I/O per worker");
+            Ctl::AddPort {
+                net: net.to_string(),
+                cfg: cfg.clone(),
+                io,
+                read,
+                // One announcement, from the owner.
+                announce: announce.filter(|_| rank == 0),
+                reply,
+            }
+        })?;
+        // Replicas see the same port changes in the same order, so they agree on the id;
+        // should they not, the port goes from all.
+        if rs.len() == 1 {
+            return rs
+                .into_iter()
+                .next()
+                .unwrap_or(Err(DatapathError::WorkerGone));
+        }
+        let first = rs.iter().find_map(|r| r.as_ref().ok().copied());
+        if let Some(id) = first.filter(|id| rs.iter().all(|r| r.as_ref().ok() == Some(id))) {
+            return Ok(id);
+        }
+        let agreed = match rs.iter().find_map(|r| r.as_ref().err()) {
+            Some(e) => Err(DatapathError::Switch(e.to_string())),
+            None => Err(DatapathError::Switch(format!(
+                "network {net}: the workers disagree on the new port's id"
+            ))),
+        };
+        for (rank, &w) in self.placement[net].iter().enumerate() {
+            let Some(Ok(id)) = rs.get(rank) else { continue };
+            let (tx, rx) = channel::bounded(1);
+            self.send(
+                w,
+                Ctl::RemovePort {
+                    net: net.to_string(),
+                    port: *id,
+                    reply: tx,
+                },
+            )?;
+            let _ = rx.recv();
+        }
+        agreed
     }
 
     /// Detach a port; returns once its fds are closed (the interface is gone).
     pub fn remove_port(&self, net: &str, port: PortId) -> Result<(), DatapathError> {
-        self.ask(net, |reply| Ctl::RemovePort {
+        self.ask_all(net, |_, reply| Ctl::RemovePort {
             net: net.to_string(),
             port,
             reply,
         })
+        .map(|_| ())
     }
 
     /// Registers a container of another host behind the tunnel port `port` of `net`'s switch
@@ -410,29 +550,38 @@ impl Datapath {
         mac: MacAddr,
         ips: Vec<IpAddr>,
     ) -> Result<(), DatapathError> {
-        self.ask(net, |reply| Ctl::SetRemote {
+        self.ask_all(net, |_, reply| Ctl::SetRemote {
             net: net.to_string(),
             port,
             mac,
-            ips,
+            ips: ips.clone(),
             reply,
         })?
+        .into_iter()
+        .collect()
     }
 
     /// Forgets a remote endpoint of `net` (nothing to do if it is not known).
     pub fn remove_remote_endpoint(&self, net: &str, mac: MacAddr) -> Result<(), DatapathError> {
-        self.ask(net, |reply| Ctl::RemoveRemote {
+        self.ask_all(net, |_, reply| Ctl::RemoveRemote {
             net: net.to_string(),
             mac,
             reply,
         })?
+        .into_iter()
+        .collect()
     }
 
+    /// `net`'s counters, summed over the workers serving it.
     pub fn stats(&self, net: &str) -> Result<Option<NetStats>, DatapathError> {
-        self.ask(net, |reply| Ctl::Stats {
+        let all = self.ask_all(net, |_, reply| Ctl::Stats {
             net: net.to_string(),
             reply,
-        })
+        })?;
+        Ok(all.into_iter().flatten().reduce(|mut a, b| {
+            a.add(&b);
+            a
+        }))
     }
 
     /// Every network's counters, from every worker (each copies its own between batches).
@@ -443,9 +592,18 @@ impl Datapath {
             self.send(w, Ctl::Snapshot { reply: tx })?;
             waits.push(rx);
         }
-        let mut out = Vec::new();
+        let mut out: Vec<NetSnapshot> = Vec::new();
+        let mut at: HashMap<String, usize> = HashMap::new();
         for rx in waits {
-            out.extend(rx.recv().map_err(|_| DatapathError::WorkerGone)?);
+            for s in rx.recv().map_err(|_| DatapathError::WorkerGone)? {
+                match at.get(&s.net) {
+                    Some(&i) => out[i].add(&s),
+                    None => {
+                        at.insert(s.net.clone(), out.len());
+                        out.push(s);
+                    }
+                }
+            }
         }
         Ok(out)
     }
@@ -458,13 +616,88 @@ impl Datapath {
         port: Option<PortId>,
         tap: Tap,
     ) -> Result<(), DatapathError> {
-        self.ask(net, |reply| Ctl::AddCapture {
+        // Each worker serving the network feeds the one reader.
+        let k = self.queues_of(net);
+        let mut taps: Vec<Option<Tap>> = (1..k).map(|_| Some(tap.share())).collect();
+        taps.push(Some(tap));
+        self.ask_all(net, |rank, reply| Ctl::AddCapture {
             net: net.to_string(),
             port,
-            tap,
+            tap: taps[rank].take().expect("one tap per worker"),
             reply,
         })?
+        .into_iter()
+        .collect()
     }
+}
+
+impl NetStats {
+    /// Adds another worker's counters of the same network (FDB sizes: the largest replica).
+    fn add(&mut self, o: &NetStats) {
+        self.rx_frames += o.rx_frames;
+        self.tx_frames += o.tx_frames;
+        self.tx_dropped += o.tx_dropped;
+        self.switch_drops += o.switch_drops;
+        self.fdb_entries = self.fdb_entries.max(o.fdb_entries);
+        self.rx_bytes += o.rx_bytes;
+        self.tx_bytes += o.tx_bytes;
+        self.capture_dropped += o.capture_dropped;
+    }
+}
+
+impl NetSnapshot {
+    /// Adds another worker's snapshot of the same network.
+    fn add(&mut self, o: &NetSnapshot) {
+        self.workers.extend_from_slice(&o.workers);
+        self.stats.add(&o.stats);
+        self.switch.add(&o.switch);
+        for (id, kind, c) in &o.ports {
+            match self.ports.iter_mut().find(|p| p.0 == *id) {
+                Some(p) => {
+                    p.2.rx_frames += c.rx_frames;
+                    p.2.rx_bytes += c.rx_bytes;
+                    p.2.tx_frames += c.tx_frames;
+                    p.2.tx_bytes += c.tx_bytes;
+                    p.2.tx_dropped += c.tx_dropped;
+                }
+                None => self.ports.push((*id, *kind, *c)),
+            }
+        }
+        self.captures = self.captures.max(o.captures);
+    }
+}
+
+/// One port I/O per worker serving its network (`k` of them): worker `r` reads queue `r`
+/// when the port has that many (a multiqueue TAP made with [`Datapath::queues_of`] queues
+/// does), else only writes to a duplicate of queue `r % queues` (a single-fd port: the
+/// NAT gateway's socket, a veth's packet socket; writes of one frame are atomic there).
+/// Queues beyond `k` are closed, so the kernel never picks a queue nobody reads.
+fn split_queues(io: PortIo, k: usize) -> Result<Vec<(PortIo, bool)>, DatapathError> {
+    let PortIo {
+        file,
+        offload,
+        delete_on_close,
+        queues,
+    } = io;
+    let mut files: Vec<File> = std::iter::once(file).chain(queues).collect();
+    files.truncate(k.max(1));
+    let q = files.len();
+    let mut dups = Vec::with_capacity(k.saturating_sub(q));
+    for r in q..k {
+        dups.push(files[r % q].try_clone().map_err(sys("dup port fd"))?);
+    }
+    let mut out = Vec::with_capacity(k.max(1));
+    for (r, f) in files.into_iter().chain(dups).enumerate() {
+        let io = PortIo {
+            file: f,
+            offload,
+            // The owner's slot deletes a veth when the port goes.
+            delete_on_close: delete_on_close.clone().filter(|_| r == 0),
+            queues: Vec::new(),
+        };
+        out.push((io, r < q));
+    }
+    Ok(out)
 }
 
 struct Slot {
@@ -487,6 +720,8 @@ struct NetState {
     taps: Vec<Tap>,
     /// The in-thread tunnel port and its VNI (overlays on the tunnel's worker).
     tunnel: Option<(PortId, u32)>,
+    /// The other workers serving this network (each with its own replica of the switch).
+    peers: Vec<usize>,
 }
 
 impl NetState {
@@ -517,6 +752,10 @@ impl NetState {
 }
 
 struct Worker {
+    /// This worker's index (thread `vswitch-dp<index>`).
+    index: usize,
+    /// Every worker's control channel, by index (empty with one worker).
+    peers: Vec<(Sender<Ctl>, OwnedFd)>,
     rx: Receiver<Ctl>,
     wake: OwnedFd,
     epfd: OwnedFd,
@@ -548,7 +787,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(rx: Receiver<Ctl>, wake: OwnedFd) -> Result<Worker, DatapathError> {
+    fn new(index: usize, rx: Receiver<Ctl>, wake: OwnedFd) -> Result<Worker, DatapathError> {
         // SAFETY: epoll_create1 returns a new fd or -1.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {
@@ -563,6 +802,8 @@ impl Worker {
         let mut reply_hdr = [0u8; VNET_HDR_LEN];
         let _ = VnetHdrRepr::NONE.emit(&mut reply_hdr);
         Ok(Worker {
+            index,
+            peers: Vec::new(),
             rx,
             wake,
             epfd,
@@ -651,7 +892,7 @@ impl Worker {
 
     fn apply(&mut self, c: Ctl) {
         match c {
-            Ctl::AddNetwork { net, cfg } => {
+            Ctl::AddNetwork { net, cfg, workers } => {
                 let idx = self
                     .nets
                     .iter()
@@ -668,8 +909,16 @@ impl Worker {
                     port_stats: Vec::new(),
                     taps: Vec::new(),
                     tunnel: None,
+                    peers: workers.into_iter().filter(|&w| w != self.index).collect(),
                 });
                 self.net_index.insert(net, idx);
+            }
+            Ctl::Peers(peers) => self.peers = peers,
+            Ctl::Learn { net, mac, port } => {
+                let now = self.start.elapsed();
+                if let Ok(sw) = self.switch_mut(&net) {
+                    sw.learn_hint(mac, port, now);
+                }
             }
             Ctl::RemoveNetwork { net } => {
                 if let Some(idx) = self.net_index.remove(&net) {
@@ -687,10 +936,11 @@ impl Worker {
                 net,
                 cfg,
                 io,
+                read,
                 announce,
                 reply,
             } => {
-                let _ = reply.send(self.add_port(&net, cfg, io, announce));
+                let _ = reply.send(self.add_port(&net, cfg, io, read, announce));
             }
             Ctl::RemovePort { net, port, reply } => {
                 if let Some(&idx) = self.net_index.get(&net) {
@@ -743,7 +993,12 @@ impl Worker {
                 let _ = reply.send(s);
             }
             Ctl::Snapshot { reply } => {
-                let v = self.nets.iter().flatten().map(snapshot_of).collect();
+                let v = self
+                    .nets
+                    .iter()
+                    .flatten()
+                    .map(|n| snapshot_of(self.index, n))
+                    .collect();
                 let _ = reply.send(v);
             }
             Ctl::AddCapture {
@@ -905,6 +1160,7 @@ impl Worker {
         net: &str,
         cfg: PortConfig,
         io: PortIo,
+        read: bool,
         announce: Option<(MacAddr, Ipv4Addr)>,
     ) -> Result<PortId, DatapathError> {
         let idx = *self
@@ -922,6 +1178,7 @@ impl Worker {
             file,
             offload,
             delete_on_close,
+            queues: _,
         } = io;
         let slot = self
             .ports
@@ -931,7 +1188,12 @@ impl Worker {
                 self.ports.push(None);
                 self.ports.len() - 1
             });
-        if let Err(e) = epoll_add(self.epfd.as_raw_fd(), file.as_raw_fd(), slot as u64) {
+        let polled = if read {
+            epoll_add(self.epfd.as_raw_fd(), file.as_raw_fd(), slot as u64)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = polled {
             let _ = n.switch.remove_port(port);
             if let Some(h) = &delete_on_close {
                 crate::port::veth::delete(h);
@@ -1047,7 +1309,12 @@ impl Worker {
         });
         // Frames shorter than a vnet header are skipped, so indices must stay aligned:
         // such reads do not happen on a vnet-hdr TAP (the kernel always writes the header).
+        let learned = |sw: &Switch| sw.counters().fdb_learned + sw.counters().fdb_moved;
+        let before = learned(&n.switch);
         n.switch.process_batch(frames, now, &mut self.decisions);
+        if !n.peers.is_empty() && learned(&n.switch) != before {
+            hint_peers(&self.peers, n, in_ports, &self.bufs, &self.lens, count, now);
+        }
         n.stats.rx_frames += count as u64;
         for (i, p) in in_ports.iter().enumerate().take(count) {
             let len = self.lens[i].saturating_sub(VNET_HDR_LEN) as u64;
@@ -1154,6 +1421,51 @@ impl Worker {
     }
 }
 
+/// Tells the other workers serving `n` where the batch's source MACs are now (called only
+/// when this replica learned a new MAC or one moved: a rare event, so the allocation and
+/// the channel are fine here).
+fn hint_peers(
+    peers: &[(Sender<Ctl>, OwnedFd)],
+    n: &NetState,
+    in_ports: &[PortId],
+    bufs: &[Vec<u8>],
+    lens: &[usize],
+    count: usize,
+    now: Duration,
+) {
+    let mut last = None;
+    for (i, &port) in in_ports.iter().enumerate().take(count) {
+        let Some(src) = bufs[i]
+            .get(VNET_HDR_LEN + 6..VNET_HDR_LEN + 12)
+            .filter(|_| lens[i] >= VNET_HDR_LEN + 14)
+        else {
+            continue;
+        };
+        let mut m = [0u8; 6];
+        m.copy_from_slice(src);
+        let mac = MacAddr(m);
+        if last == Some((mac, port)) || n.switch.learned_port(mac, now) != Some(port) {
+            continue;
+        }
+        last = Some((mac, port));
+        for &w in &n.peers {
+            let Some((tx, wake)) = peers.get(w) else {
+                continue;
+            };
+            let learn = Ctl::Learn {
+                net: n.id.clone(),
+                mac,
+                port,
+            };
+            if tx.send(learn).is_ok() {
+                let one: u64 = 1;
+                // SAFETY: 8-byte write to the peer's eventfd.
+                unsafe { libc::write(wake.as_raw_fd(), &one as *const u64 as *const _, 8) };
+            }
+        }
+    }
+}
+
 /// Offers a batch's input frames to the network's captures.
 fn capture_rx(
     n: &mut NetState,
@@ -1174,7 +1486,7 @@ fn capture_rx(
     }
 }
 
-fn snapshot_of(n: &NetState) -> NetSnapshot {
+fn snapshot_of(worker: usize, n: &NetState) -> NetSnapshot {
     let mut stats = n.stats.clone();
     stats.switch_drops = n.switch.counters().total_drops();
     stats.fdb_entries = n.switch.fdb().len();
@@ -1187,6 +1499,7 @@ fn snapshot_of(n: &NetState) -> NetSnapshot {
         })
         .collect();
     NetSnapshot {
+        workers: vec![(worker, n.stats.rx_frames)],
         net: n.id.clone(),
         stats,
         switch: n.switch.counters().clone(),
@@ -1278,6 +1591,7 @@ mod tests {
             file: File::from(ours),
             offload: false,
             delete_on_close: None,
+            queues: Vec::new(),
         };
         let mac = MacAddr([0x02, 0, 0, 0, 0, 1]);
         let port = dp
@@ -1298,5 +1612,108 @@ mod tests {
         // The control plane still removes it without error, and the network lives on.
         dp.remove_port("n", port).unwrap();
         assert!(dp.stats("n").unwrap().is_some());
+    }
+
+    /// One frame from a queue's far end within `ms`, without its vnet header.
+    fn recv_frame(fd: &OwnedFd, ms: i32) -> Option<Vec<u8>> {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, ms) } != 1 {
+            return None;
+        }
+        let mut buf = vec![0u8; FRAME_BUF];
+        // SAFETY: reading into our own buffer.
+        let r = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut _,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        (r > VNET_HDR_LEN as isize).then(|| buf[VNET_HDR_LEN..r as usize].to_vec())
+    }
+
+    fn send_frame(fd: &OwnedFd, src: MacAddr, dst: MacAddr) {
+        let mut f = [0u8; VNET_HDR_LEN + 60];
+        f[VNET_HDR_LEN..VNET_HDR_LEN + 6].copy_from_slice(&dst.0);
+        f[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12].copy_from_slice(&src.0);
+        f[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14].copy_from_slice(&[0x88, 0xb5]);
+        // SAFETY: writing our own buffer.
+        let r = unsafe { libc::send(fd.as_raw_fd(), f.as_ptr() as *const _, f.len(), 0) };
+        assert_eq!(r, f.len() as isize);
+    }
+
+    /// A port with one queue per worker: the far ends, by queue.
+    fn two_queue_port(dp: &Datapath, mac: MacAddr) -> (PortId, Vec<OwnedFd>) {
+        let (a0, b0) = crate::port::seqpacket_pair().unwrap();
+        let (a1, b1) = crate::port::seqpacket_pair().unwrap();
+        let io = PortIo {
+            file: File::from(a0),
+            offload: false,
+            delete_on_close: None,
+            queues: vec![File::from(a1)],
+        };
+        let port = dp
+            .add_port("n", PortConfig::container(mac), io, None)
+            .unwrap();
+        (port, vec![b0, b1])
+    }
+
+    #[test]
+    fn a_spread_network_switches_each_queue_on_its_own_worker() {
+        let mut dp = Datapath::start(2).unwrap();
+        dp.set_tap_queues(2);
+        dp.add_network("n", SwitchConfig::default()).unwrap();
+        assert_eq!(dp.queues_of("n"), 2);
+        let (ma, mb, mc) = (
+            MacAddr([0x02, 0, 0, 0, 0, 1]),
+            MacAddr([0x02, 0, 0, 0, 0, 2]),
+            MacAddr([0x02, 0, 0, 0, 0, 3]),
+        );
+        let (_, qa) = two_queue_port(&dp, ma);
+        let (_, qb) = two_queue_port(&dp, mb);
+        // A single-fd port (as the NAT gateway's): read by the owner, written by both.
+        let (c_ours, c_far) = crate::port::seqpacket_pair().unwrap();
+        let io = PortIo {
+            file: File::from(c_ours),
+            offload: false,
+            delete_on_close: None,
+            queues: Vec::new(),
+        };
+        dp.add_port("n", PortConfig::container(mc), io, None)
+            .unwrap();
+        // b floods from its queue 0: worker 0 writes the copies to queue 0 of a, and to c.
+        send_frame(&qb[0], mb, MacAddr::BROADCAST);
+        assert!(recv_frame(&qa[0], 2000).is_some());
+        assert!(recv_frame(&c_far, 2000).is_some());
+        assert!(recv_frame(&qa[1], 100).is_none());
+        // Worker 1 heard of b's MAC from worker 0 (the hint is in its channel before the
+        // stats request), so a's queue-1 frame to b is unicast, out of b's queue 1.
+        dp.stats("n").unwrap();
+        send_frame(&qa[1], ma, mb);
+        let got = recv_frame(&qb[1], 2000).expect("a → b on queue 1");
+        assert_eq!(&got[..6], &mb.0);
+        assert!(recv_frame(&qb[0], 100).is_none());
+        assert!(recv_frame(&c_far, 100).is_none(), "flooded: no MAC hint");
+        // c's frames (its one fd, read by the owner) reach a on the owner's queue.
+        send_frame(&c_far, mc, ma);
+        assert!(recv_frame(&qa[0], 2000).is_some());
+        // Both workers carried frames; the snapshot sums them into one network.
+        let snaps = dp.snapshot().unwrap();
+        assert_eq!(snaps.len(), 1);
+        let s = &snaps[0];
+        assert_eq!(s.stats.rx_frames, 3);
+        let mut ws = s.workers.clone();
+        ws.sort();
+        assert_eq!(ws, vec![(0, 2), (1, 1)]);
+        assert_eq!(s.ports.len(), 3);
+        // Ports and the network go from both workers: the far ends see the queues close.
+        dp.remove_network("n").unwrap();
+        dp.stats("n").unwrap_err();
     }
 }

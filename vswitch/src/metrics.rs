@@ -108,6 +108,19 @@ pub fn render(inputs: &Inputs) -> String {
         "Bytes the network's switch sent to its ports (Ethernet frames)",
         per_net(|n| n.snapshot.stats.tx_bytes),
     );
+    o.counter(
+        "vswitch_network_worker_rx_frames",
+        "Frames a datapath worker received from the network's ports (several workers serve a \
+         network with --tap-queues)",
+        nets.iter()
+            .flat_map(|n| {
+                n.snapshot
+                    .workers
+                    .iter()
+                    .map(move |(w, v)| (l(&[("network", &n.name), ("worker", &w.to_string())]), *v))
+            })
+            .collect::<Vec<_>>(),
+    );
     let ports = |f: fn(&crate::datapath::PortCounters) -> u64| -> Vec<(Labels, u64)> {
         nets.iter()
             .flat_map(|n| {
@@ -342,6 +355,7 @@ mod tests {
     #[test]
     fn exposition() {
         let snapshot = NetSnapshot {
+            workers: vec![(0, 12)],
             net: "abc".into(),
             stats: NetStats {
                 rx_frames: 12,
@@ -384,6 +398,9 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("vswitch_network_rx_frames_total{network=\"front\\\"end\"} 12\n"));
+        assert!(t.contains(
+            "vswitch_network_worker_rx_frames_total{network=\"front\\\"end\",worker=\"0\"} 12\n"
+        ));
         assert!(t.contains(
             "vswitch_port_rx_frames_total{network=\"front\\\"end\",container=\"web1\",interface=\"eth0\"} 10\n"
         ));

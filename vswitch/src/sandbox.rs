@@ -77,6 +77,7 @@ pub fn create_veth_port(
             file,
             offload: true,
             delete_on_close: Some(host.to_string()),
+            queues: Vec::new(),
         }),
         Err(e) => {
             veth::delete(host);

@@ -41,6 +41,11 @@ struct Args {
     /// Performance.
     #[arg(long = "busy-poll-us", default_value_t = vswitch::datapath::DEFAULT_BUSY_POLL.as_micros() as u64)]
     busy_poll_us: u64,
+    /// Datapath workers each bridge network spans (at most --workers): every TAP of such a
+    /// network gets one queue per worker, so the kernel spreads flows over workers. 1: each
+    /// network on one worker. NAT and overlay traffic stays on one worker.
+    #[arg(long = "tap-queues", default_value_t = vswitch::datapath::DEFAULT_TAP_QUEUES)]
+    tap_queues: usize,
     /// Upstream DNS server for names the embedded DNS does not know (repeatable; default:
     /// the nameservers of /etc/resolv.conf).
     #[arg(long = "dns")]
@@ -238,6 +243,7 @@ fn run(args: Args, notifier: vswitch::notify::Notifier) -> Result<(), String> {
                 args.busy_poll_us
                     .min(vswitch::datapath::BUSY_POLL_MAX.as_micros() as u64),
             ),
+            tap_queues: args.tap_queues,
             dns,
             cluster,
         },

@@ -115,6 +115,21 @@ pub fn channel(scope: Scope, filter: Filter, snaplen: u32) -> (Tap, CaptureReade
 }
 
 impl Tap {
+    /// Another datapath end of the same capture, for another worker serving the network:
+    /// both feed the one reader.
+    pub fn share(&self) -> Tap {
+        Tap {
+            scope: self.scope,
+            filter: self.filter.clone(),
+            snaplen: self.snaplen,
+            full: self.full.clone(),
+            free: self.free.clone(),
+            dropped: self.dropped.clone(),
+            reader_gone: self.reader_gone.clone(),
+            closed: self.closed,
+        }
+    }
+
     /// Whether a frame entering the switch from `port` is for this tap.
     #[inline]
     pub fn wants_rx(&self, port: PortId) -> bool {

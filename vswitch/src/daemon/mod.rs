@@ -41,6 +41,9 @@ pub struct Config {
     pub workers: usize,
     /// How long a worker polls after traffic before sleeping (`--busy-poll-us`).
     pub busy_poll: std::time::Duration,
+    /// `--tap-queues`: workers a bridge network spans, one TAP queue each
+    /// ([`Datapath::set_tap_queues`]; 1: a network on one worker).
+    pub tap_queues: usize,
     /// Upstream resolvers for names the embedded DNS does not know (`--dns`; default: the
     /// host's resolv.conf at start).
     pub dns: Vec<SocketAddr>,
@@ -100,6 +103,7 @@ impl Daemon {
             tracing::warn!("restore: {p}");
         }
         let mut dp = Datapath::start_polling(config.workers, config.busy_poll).map_err(internal)?;
+        dp.set_tap_queues(config.tap_queues);
         let cluster = match &config.cluster {
             Some(cs) => Some(Daemon::cluster_open(
                 cs,
@@ -180,7 +184,7 @@ impl Daemon {
             ipv6: gw6.and_then(|(a, p)| IpNet::new(a, p).ok()),
             mtu: opts.mtu,
         };
-        let tap = match sandbox::create_host_iface(&spec, 1) {
+        let tap = match sandbox::create_host_iface(&spec, dp.queues_of(&n.id)) {
             Ok(t) => t,
             Err(e) => {
                 let _ = dp.remove_network(&n.id);
@@ -279,8 +283,9 @@ impl Daemon {
             ipv6: ep.ipv6,
             mtu,
         };
+        let queues = lock(&self.dp).queues_of(&n.id);
         let io = match port_kind(&n) {
-            PortKind::Tap => sandbox::create_port(ns, &spec, 1).map(Into::into),
+            PortKind::Tap => sandbox::create_port(ns, &spec, queues).map(Into::into),
             PortKind::Veth => sandbox::create_veth_port(ns, &veth_host_name(&ep.id), &spec),
         }
         .map_err(|e| {

@@ -312,6 +312,7 @@ impl Gateway {
             file: std::fs::File::from(theirs),
             offload: true,
             delete_on_close: None,
+            queues: Vec::new(),
         };
         Ok((handle, io))
     }

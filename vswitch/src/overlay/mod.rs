@@ -397,6 +397,7 @@ impl TunnelHost {
             file: std::fs::File::from(theirs),
             offload: true,
             delete_on_close: None,
+            queues: Vec::new(),
         })
     }
 

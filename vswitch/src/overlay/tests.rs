@@ -493,6 +493,7 @@ fn worker_host(addr: SocketAddr, port: u16, vni: u32, mac: [u8; 6], ip: &str) ->
         file: std::fs::File::from(ours),
         offload: true,
         delete_on_close: None,
+        queues: Vec::new(),
     };
     let cfg = PortConfig::container(MacAddr(mac)).with_ipv4(ip.parse().unwrap());
     dp.add_port("n", cfg, io, None).unwrap();

@@ -91,19 +91,20 @@ pub struct PortIo {
     pub offload: bool,
     /// Host-side interface to delete when the port goes (veth); a TAP goes with its fd.
     pub delete_on_close: Option<String>,
+    /// A multiqueue TAP's further queues (`file` is the first): one per datapath worker
+    /// serving the network ([`crate::datapath::Datapath::queues_of`]).
+    pub queues: Vec<File>,
 }
 
 impl From<tap::Tap> for PortIo {
     fn from(t: tap::Tap) -> PortIo {
         let offload = t.supports_tso();
+        let mut queues = t.queues.into_iter();
         PortIo {
-            file: t
-                .queues
-                .into_iter()
-                .next()
-                .expect("a tap has at least one queue"),
+            file: queues.next().expect("a tap has at least one queue"),
             offload,
             delete_on_close: None,
+            queues: queues.collect(),
         }
     }
 }

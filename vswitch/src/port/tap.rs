@@ -15,7 +15,8 @@ use std::os::unix::io::{AsRawFd, RawFd};
 pub const TUN_PATH: &str = "/dev/net/tun";
 /// Size of `struct virtio_net_hdr` (no mergeable buffers).
 pub const VNET_HDR_LEN: usize = 10;
-/// Queues opened per TAP: one per datapath worker would be ideal; two keeps fds modest.
+/// Queues opened per TAP by default; a network spread over workers (`--tap-queues`) gets one
+/// per worker ([`crate::datapath::Datapath::queues_of`]).
 pub const DEFAULT_QUEUES: usize = 1;
 
 const IFF_TAP: libc::c_short = 0x0002;

@@ -145,6 +145,32 @@ impl Counters {
         }
     }
 
+    /// Adds `o`'s counts (replicas of one network's switch on several workers).
+    pub fn add(&mut self, o: &Counters) {
+        self.rx_frames += o.rx_frames;
+        self.unicast += o.unicast;
+        self.flooded += o.flooded;
+        self.flood_copies += o.flood_copies;
+        self.flood_copies_denied += o.flood_copies_denied;
+        self.arp_replies += o.arp_replies;
+        self.nd_replies += o.nd_replies;
+        self.fdb_learned += o.fdb_learned;
+        self.fdb_moved += o.fdb_moved;
+        self.fdb_full += o.fdb_full;
+        self.drop_malformed += o.drop_malformed;
+        self.drop_unknown_port += o.drop_unknown_port;
+        self.drop_invalid_source_mac += o.drop_invalid_source_mac;
+        self.drop_link_local_group += o.drop_link_local_group;
+        self.drop_spoofed_mac += o.drop_spoofed_mac;
+        self.drop_spoofed_ip += o.drop_spoofed_ip;
+        self.drop_same_port += o.drop_same_port;
+        self.drop_icc += o.drop_icc;
+        self.drop_internal += o.drop_internal;
+        self.drop_split_horizon += o.drop_split_horizon;
+        self.drop_gateway += o.drop_gateway;
+        self.drop_tunnel_flood += o.drop_tunnel_flood;
+    }
+
     /// All whole-frame drops.
     pub fn total_drops(&self) -> u64 {
         DropReason::ALL.iter().map(|r| self.drops(*r)).sum()

@@ -422,6 +422,20 @@ impl Switch {
         }
     }
 
+    /// Learns `mac` behind `port` as if a frame from it had come in at `now`: what another
+    /// replica of this network's switch (on another worker) learned, so this one does not
+    /// flood to it. Counted in no counter (the replica that saw the frame counted it).
+    pub fn learn_hint(&mut self, mac: MacAddr, port: PortId, now: Duration) {
+        if self.port(port).is_some() && mac.is_valid_source() {
+            let _ = self.fdb.learn(mac, port, fdb::millis(now));
+        }
+    }
+
+    /// The port the FDB holds `mac` behind at `now`, if any.
+    pub fn learned_port(&self, mac: MacAddr, now: Duration) -> Option<PortId> {
+        self.fdb.get(&mac, fdb::millis(now))
+    }
+
     /// Removes a port: its FDB entries and registered addresses go with it.
     pub fn remove_port(&mut self, id: PortId) -> Result<PortConfig, Error> {
         let cfg = self
