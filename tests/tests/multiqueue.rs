@@ -8,8 +8,9 @@ use std::time::Duration;
 use vswitch_tests::*;
 
 const ARGS: &[&str] = &["--workers", "2", "--tap-queues", "2"];
-/// Parallel TCP connections: with two queues, the odds that all land on one are 2^-(n-1).
-const STREAMS: &str = "8";
+/// Parallel TCP connections: with two queues, the odds that all land on one are 2^-(n-1)
+/// (1 in 32768 runs).
+const STREAMS: &str = "16";
 
 /// The queues of a sandbox's eth0 (`rx-0 rx-1 tx-0 tx-1`), from a sysfs mounted in the
 /// sandbox's namespace (in a private mount namespace).
