@@ -18,6 +18,8 @@ command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
 command -v etcd >/dev/null || pkgs+=(etcd-server)
 # The published-port burst test serves with busybox httpd.
 command -v busybox >/dev/null || pkgs+=(busybox-static)
+# multiqueue.rs spreads many parallel TCP streams over a network's workers.
+command -v iperf3 >/dev/null || pkgs+=(iperf3)
 # The capture tests read our pcap with tcpdump; the metrics test parses the exposition with
 # the Prometheus Python client's parser (Debian's package, for /usr/bin/python3).
 command -v tcpdump >/dev/null || pkgs+=(tcpdump)
