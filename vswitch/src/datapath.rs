@@ -1413,7 +1413,6 @@ impl Worker {
             let reply = matches!(tx.frame, FrameRef::Reply(_));
             n.count_tx(tx.port, ok, bytes, reply);
         }
-        let _ = &n.id;
         // The tunnel's share of this batch leaves now, as one batch.
         if let Some(e) = self.tunnel.as_mut() {
             e.flush();
