@@ -149,11 +149,26 @@ fn requested_mac_is_on_the_interface_and_shown() {
     );
     let n = d.request("GET", "/networks/macnet2", None).json();
     assert_eq!(n["Containers"][&id]["MacAddress"], "02:42:de:ad:be:02");
+    // The link-local address is on the interface (as Docker: /16), and answers.
+    assert!(
+        d.ipv4_of("m1", "eth1")
+            .contains(&"169.254.5.5/16".to_string()),
+        "{:?}",
+        d.ipv4_of("m1", "eth1")
+    );
     // The switch delivers to the requested MAC: a second sandbox pings it.
-    create_container(&d, "m2", r#"{"HostConfig":{"NetworkMode":"macnet2"}}"#);
+    create_container(
+        &d,
+        "m2",
+        r#"{"HostConfig":{"NetworkMode":"macnet2"},"NetworkingConfig":{"EndpointsConfig":{"macnet2":{"IPAMConfig":{"LinkLocalIPs":["169.254.5.6"]}}}}}"#,
+    );
     assert!(
         d.pings("m2", "10.32.1.2"),
         "ping to the endpoint with a requested MAC"
+    );
+    assert!(
+        d.pings("m2", "169.254.5.5"),
+        "ping between link-local addresses"
     );
     let neigh = ok(d.in_sandbox("m2", &["ip", "neigh", "show", "10.32.1.2"]));
     assert!(

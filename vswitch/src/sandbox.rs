@@ -33,6 +33,8 @@ pub struct PortSpec {
     pub mac: String,
     pub ipv4: Option<IpNet>,
     pub ipv6: Option<IpNet>,
+    /// `LinkLocalIPs`, after the addresses above.
+    pub link_local: Vec<IpNet>,
     pub mtu: u32,
 }
 
@@ -102,7 +104,11 @@ fn configure_link(s: &PortSpec) -> Result<(), SandboxError> {
         },
     )?;
     // IPv6 first, then IPv4, as before.
-    let want: Vec<IpNet> = [s.ipv6, s.ipv4].into_iter().flatten().collect();
+    let want: Vec<IpNet> = [s.ipv6, s.ipv4]
+        .into_iter()
+        .flatten()
+        .chain(s.link_local.iter().copied())
+        .collect();
     for a in nl.addresses(&s.ifname)? {
         if !a.is_link_local_v6() && !want.contains(&a.net) {
             nl.del_address(&s.ifname, a.net)?;

@@ -182,6 +182,7 @@ impl Daemon {
             mac: mac.to_string(),
             ipv4: gw4.and_then(|(a, p)| IpNet::new(a, p).ok()),
             ipv6: gw6.and_then(|(a, p)| IpNet::new(a, p).ok()),
+            link_local: Vec::new(),
             mtu: opts.mtu,
         };
         let tap = match sandbox::create_host_iface(&spec, dp.queues_of(&n.id)) {
@@ -281,6 +282,7 @@ impl Daemon {
             mac: ep.mac.clone(),
             ipv4: ep.ipv4,
             ipv6: ep.ipv6,
+            link_local: ep.link_local_nets(),
             mtu,
         };
         let queues = lock(&self.dp).queues_of(&n.id);
@@ -323,6 +325,13 @@ impl Daemon {
         }
         if let Some(IpNet::V6(a)) = ep.ipv6 {
             pc = pc.with_ipv6(a.addr());
+        }
+        // Its link-local addresses are its own too (anti-spoofing, ARP answers).
+        for a in &ep.link_local_ips {
+            pc = match *a {
+                IpAddr::V4(a) => pc.with_ipv4(a),
+                IpAddr::V6(a) => pc.with_ipv6(a),
+            };
         }
         let port = lock(&self.dp)
             .add_port(&n.id, pc, io, announce)

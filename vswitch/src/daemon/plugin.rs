@@ -302,6 +302,7 @@ impl Daemon {
             mac: ep.mac.clone(),
             ipv4: None,
             ipv6: None,
+            link_local: Vec::new(),
             mtu: n.bridge_options().mtu,
         };
         let t = sandbox::create_host_iface(&spec, 1)
@@ -571,6 +572,7 @@ impl Daemon {
                     mac: ep.mac.clone(),
                     ipv4: None,
                     ipv6: None,
+                    link_local: Vec::new(),
                     mtu: n.bridge_options().mtu,
                 };
                 sandbox::create_host_iface(&spec, 1).map_err(internal)?

@@ -142,6 +142,11 @@ impl Network {
     }
 }
 
+/// Prefix of an IPv4 `LinkLocalIPs` address on the interface (libnetwork's 169.254.0.0/16).
+pub const LINK_LOCAL_PREFIX_V4: u8 = 16;
+/// Prefix of an IPv6 one (fe80::/64).
+pub const LINK_LOCAL_PREFIX_V6: u8 = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
@@ -164,6 +169,23 @@ pub struct Endpoint {
     pub links: Vec<String>,
     pub gw_priority: i64,
     pub driver_opts: BTreeMap<String, String>,
+}
+
+impl Endpoint {
+    /// The `LinkLocalIPs` as the interface carries them (as Docker: /16 and /64).
+    pub fn link_local_nets(&self) -> Vec<IpNet> {
+        self.link_local_ips
+            .iter()
+            .filter_map(|&a| {
+                let prefix = if a.is_ipv4() {
+                    LINK_LOCAL_PREFIX_V4
+                } else {
+                    LINK_LOCAL_PREFIX_V6
+                };
+                IpNet::new(a, prefix).ok()
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

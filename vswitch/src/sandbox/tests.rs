@@ -35,6 +35,7 @@ fn spec(v4: &str, v6: &str) -> PortSpec {
         mac: "02:42:0a:63:00:02".into(),
         ipv4: Some(v4.parse().expect("v4")),
         ipv6: Some(v6.parse().expect("v6")),
+        link_local: Vec::new(),
         mtu: 1450,
     }
 }
