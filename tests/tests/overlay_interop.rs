@@ -107,6 +107,7 @@ fn container(dp: &Datapath, net: &str, ns: &Netns, mac: &str, addr: Ipv4Addr) {
         mac: mac.into(),
         ipv4: Some(format!("{addr}/24").parse().unwrap()),
         ipv6: None,
+        link_local: Vec::new(),
         mtu: DEFAULT_MTU,
     };
     let tap = sandbox::create_port(&ns_path(ns), &spec, 1).expect("container port");
