@@ -176,6 +176,18 @@ impl End {
             End::Interrupted => Err(io::ErrorKind::Interrupted.into()),
         }
     }
+
+    /// What the socket says once its data is done: an interruption once, then would-block.
+    fn after_data(self, interrupted: &mut bool) -> io::Result<usize> {
+        match self {
+            End::Interrupted if *interrupted => Err(io::ErrorKind::WouldBlock.into()),
+            End::Interrupted => {
+                *interrupted = true;
+                self.result()
+            }
+            e => e.result(),
+        }
+    }
 }
 
 /// Bytes the host socket holds: `data`, then `end` (an interruption ends it once).
@@ -190,14 +202,7 @@ fn fake_pull(nat: &mut Nat, flow: u64, data: &[u8], end: End) {
             off += k;
             return Ok(k);
         }
-        if matches!(end, End::Interrupted) && !interrupted {
-            interrupted = true;
-            return end.result();
-        }
-        match end {
-            End::Interrupted => Err(io::ErrorKind::WouldBlock.into()),
-            e => e.result(),
-        }
+        end.after_data(&mut interrupted)
     });
 }
 
@@ -212,14 +217,7 @@ fn fake_push(nat: &mut Nat, flow: u64, n: usize, end: End) -> usize {
             taken += k;
             return Ok(k);
         }
-        if matches!(end, End::Interrupted) && !interrupted {
-            interrupted = true;
-            return end.result();
-        }
-        match end {
-            End::Interrupted => Err(io::ErrorKind::WouldBlock.into()),
-            e => e.result(),
-        }
+        end.after_data(&mut interrupted)
     });
     taken
 }

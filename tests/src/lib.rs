@@ -459,6 +459,21 @@ impl Daemon {
             .args(args))
     }
 
+    /// `GET /metrics` on the API socket (Prometheus text), by curl as a scraper would.
+    pub fn metrics_text(&self) -> String {
+        let o = run(Command::new("curl").args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "10",
+            "--unix-socket",
+            &self.sock.to_string_lossy(),
+            "http://localhost/metrics",
+        ]));
+        assert!(o.status.success(), "curl /metrics: {}", stderr(&o));
+        stdout(&o)
+    }
+
     /// The unmodified docker CLI pointed at this daemon.
     pub fn docker(&self, args: &[&str]) -> Output {
         run(Command::new("docker")

@@ -163,23 +163,9 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
     out
 }
 
-fn scrape_unix(d: &Daemon) -> String {
-    let o = run(Command::new("curl").args([
-        "-sS",
-        "--fail",
-        "--max-time",
-        "10",
-        "--unix-socket",
-        &d.sock.to_string_lossy(),
-        "http://localhost/metrics",
-    ]));
-    assert!(o.status.success(), "curl /metrics: {}", stderr(&o));
-    stdout(&o)
-}
-
 /// Both parsers agree; returns the samples (labels sorted).
 fn scrape(d: &Daemon) -> Series {
-    let text = scrape_unix(d);
+    let text = d.metrics_text();
     let strict = parse_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let sorted: Series = strict
         .into_iter()

@@ -27,24 +27,11 @@ fn queues(d: &Daemon, name: &str) -> String {
     ))
 }
 
-fn scrape(d: &Daemon) -> String {
-    let o = run(Command::new("curl").args([
-        "-sS",
-        "--fail",
-        "--max-time",
-        "10",
-        "--unix-socket",
-        &d.sock.to_string_lossy(),
-        "http://localhost/metrics",
-    ]));
-    assert!(o.status.success(), "curl /metrics: {}", stderr(&o));
-    stdout(&o)
-}
-
 /// Frames each worker received from `net`'s ports, by worker.
 fn worker_frames(d: &Daemon, net: &str) -> Vec<(String, u64)> {
     let prefix = format!("vswitch_network_worker_rx_frames_total{{network=\"{net}\",worker=\"");
-    let mut out: Vec<(String, u64)> = scrape(d)
+    let mut out: Vec<(String, u64)> = d
+        .metrics_text()
         .lines()
         .filter_map(|l| {
             let rest = l.strip_prefix(&prefix)?;

@@ -375,29 +375,53 @@ fn overlay_needs_a_cluster_store() {
     assert!(!has_network(&d, "o1"));
 }
 
-/// Two hosts on one subnet with etcd beside them: the docker_gwbridge leg follows the
-/// sandbox's other networks, removal propagates, a graceful restart keeps connectivity.
-#[test]
-fn gwbridge_follows_connect_and_removal_propagates() {
-    let lan = Netns::new("ovlan");
-    lan.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
-    lan.exec_ok(&["ip", "link", "set", "br0", "up"]);
-    let member = |tag: &str, ip: &str, port: &str| {
+/// An underlay: a bridge in a namespace of its own, hosts on its ports (a /24), etcd on one.
+/// Dropped after the daemons using it (etcd, then its namespace, then the bridge).
+struct Underlay {
+    etcd: Etcd,
+    _etcd_ns: Netns,
+    lan: Netns,
+}
+
+impl Underlay {
+    fn new(tag: &str, etcd_tag: &str, etcd_ip: &str) -> Underlay {
+        let lan = Netns::new(tag);
+        lan.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+        lan.exec_ok(&["ip", "link", "set", "br0", "up"]);
+        let etcd_ns = Underlay::member(&lan, etcd_tag, etcd_ip, "p-etcd");
+        let etcd = Etcd::start(&etcd_ns, etcd_ip);
+        Underlay {
+            etcd,
+            _etcd_ns: etcd_ns,
+            lan,
+        }
+    }
+
+    /// A new namespace with `ip` on its eth0, plugged into the bridge as `port`.
+    fn member(lan: &Netns, tag: &str, ip: &str, port: &str) -> Netns {
         let ns = Netns::new(tag);
         lan.link_to(&ns, port, "192.0.2.254/32", "eth0", &format!("{ip}/24"));
         lan.exec_ok(&["ip", "addr", "flush", "dev", port]);
         lan.exec_ok(&["ip", "link", "set", port, "master", "br0"]);
         ns
-    };
-    let etcd_ns = member("ovle", "10.40.0.9", "p-etcd");
-    let etcd = Etcd::start(&etcd_ns, "10.40.0.9");
-    let store = etcd.store_url();
-    let start = |tag: &str, ip: &str, port: &str| {
+    }
+
+    /// A vswitchd on a new member, with the underlay's etcd as its cluster store.
+    fn daemon(&self, tag: &str, ip: &str, port: &str) -> Daemon {
+        let store = self.etcd.store_url();
         Daemon::start_in(
-            member(tag, ip, port),
+            Underlay::member(&self.lan, tag, ip, port),
             &["--cluster-store", &store, "--cluster-advertise", ip],
         )
-    };
+    }
+}
+
+/// Two hosts on one subnet with etcd beside them: the docker_gwbridge leg follows the
+/// sandbox's other networks, removal propagates, a graceful restart keeps connectivity.
+#[test]
+fn gwbridge_follows_connect_and_removal_propagates() {
+    let net = Underlay::new("ovlan", "ovle", "10.40.0.9");
+    let start = |tag: &str, ip: &str, port: &str| net.daemon(tag, ip, port);
     let mut a = start("ovla", "10.40.0.1", "p-a");
     let b = start("ovlb", "10.40.0.2", "p-b");
 
@@ -459,7 +483,7 @@ fn gwbridge_follows_connect_and_removal_propagates() {
     )));
     // Its name is free again cluster-wide.
     ok(a.vswitch(&["network", "create", "-d", "overlay", "ov"]));
-    drop((a, b, etcd, etcd_ns, lan));
+    drop((a, b, net));
 }
 
 /// Server in c2: every connection gets `SERVE_BYTES` bytes, then EOF.
@@ -611,25 +635,8 @@ fn parse_vxlan(f: &[u8], vteps: &[[u8; 4]; 2]) -> Option<Outer> {
 #[test]
 fn overlay_outer_source_port_per_inner_flow() {
     const FLOWS: usize = 8;
-    let lan = Netns::new("ovsp");
-    lan.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
-    lan.exec_ok(&["ip", "link", "set", "br0", "up"]);
-    let member = |tag: &str, ip: &str, port: &str| {
-        let ns = Netns::new(tag);
-        lan.link_to(&ns, port, "192.0.2.254/32", "eth0", &format!("{ip}/24"));
-        lan.exec_ok(&["ip", "addr", "flush", "dev", port]);
-        lan.exec_ok(&["ip", "link", "set", port, "master", "br0"]);
-        ns
-    };
-    let etcd_ns = member("ovspe", "10.41.0.9", "p-etcd");
-    let etcd = Etcd::start(&etcd_ns, "10.41.0.9");
-    let store = etcd.store_url();
-    let start = |tag: &str, ip: &str, port: &str| {
-        Daemon::start_in(
-            member(tag, ip, port),
-            &["--cluster-store", &store, "--cluster-advertise", ip],
-        )
-    };
+    let net = Underlay::new("ovsp", "ovspe", "10.41.0.9");
+    let start = |tag: &str, ip: &str, port: &str| net.daemon(tag, ip, port);
     let a = start("ovspa", "10.41.0.1", "p-a");
     let b = start("ovspb", "10.41.0.2", "p-b");
     let vteps = [[10, 41, 0, 1], [10, 41, 0, 2]];
@@ -650,7 +657,7 @@ fn overlay_outer_source_port_per_inner_flow() {
     );
 
     // Capture on host a's underlay port while the transfers run.
-    let cap = packet_socket(&lan, "p-a");
+    let cap = packet_socket(&net.lan, "p-a");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let stop = stop.clone();
@@ -719,5 +726,5 @@ fn overlay_outer_source_port_per_inner_flow() {
         );
         assert!(!threads.iter().any(|t| t == "vswitch-vxlan"), "{threads:?}");
     }
-    drop((a, b, etcd, etcd_ns, lan));
+    drop((a, b, net));
 }

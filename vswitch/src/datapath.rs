@@ -1061,13 +1061,7 @@ impl Worker {
                 "VNI {vni} has a port already"
             )));
         }
-        let idx = *self
-            .net_index
-            .get(net)
-            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
-        let n = self.nets[idx]
-            .as_mut()
-            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
+        let (idx, n) = net_state(&self.net_index, &mut self.nets, net)?;
         if n.tunnel.is_some() {
             return Err(DatapathError::Switch(format!(
                 "network {net} has a tunnel port"
@@ -1147,12 +1141,7 @@ impl Worker {
     }
 
     fn switch_mut(&mut self, net: &str) -> Result<&mut Switch, DatapathError> {
-        self.net_index
-            .get(net)
-            .and_then(|&i| self.nets.get_mut(i))
-            .and_then(Option::as_mut)
-            .map(|n| &mut n.switch)
-            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))
+        net_state(&self.net_index, &mut self.nets, net).map(|(_, n)| &mut n.switch)
     }
 
     fn add_port(
@@ -1163,13 +1152,7 @@ impl Worker {
         read: bool,
         announce: Option<(MacAddr, Ipv4Addr)>,
     ) -> Result<PortId, DatapathError> {
-        let idx = *self
-            .net_index
-            .get(net)
-            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
-        let n = self.nets[idx]
-            .as_mut()
-            .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))?;
+        let (idx, n) = net_state(&self.net_index, &mut self.nets, net)?;
         let port = n
             .switch
             .add_port(cfg)
@@ -1418,6 +1401,19 @@ impl Worker {
             e.flush();
         }
     }
+}
+
+/// A worker's network by id, with its index (fields passed apart so the caller keeps the
+/// worker's other fields).
+fn net_state<'a>(
+    index: &HashMap<String, usize>,
+    nets: &'a mut [Option<NetState>],
+    net: &str,
+) -> Result<(usize, &'a mut NetState), DatapathError> {
+    index
+        .get(net)
+        .and_then(|&i| Some((i, nets.get_mut(i)?.as_mut()?)))
+        .ok_or_else(|| DatapathError::NoNetwork(net.to_string()))
 }
 
 /// Tells the other workers serving `n` where the batch's source MACs are now (called only

@@ -122,6 +122,18 @@ fn push(n: &mut Nat, flow: u64) -> Vec<u8> {
     got
 }
 
+/// The host peer's EOF on `flow` at `t` ms: the FIN that goes to the container.
+fn host_eof_fin(n: &mut Nat, flow: u64, t: u64) -> Seg {
+    n.tcp_host_eof(flow);
+    n.poll(ms(t));
+    let (frames, _) = drain(n);
+    frames
+        .iter()
+        .map(|f| seg(f))
+        .find(|s| s.flags & FLAG_FIN != 0)
+        .expect("FIN")
+}
+
 fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
@@ -239,13 +251,7 @@ fn idle_tcp_flows_are_parked_and_wake_on_either_side() {
 
     // The host ends a parked flow: FIN to the container; another is reset.
     let (c, flow, _, _) = flows[33];
-    n.tcp_host_eof(flow);
-    n.poll(ms(16));
-    let (frames, _) = drain(&mut n);
-    assert!(frames
-        .iter()
-        .map(|f| seg(f))
-        .any(|s| s.dst == c && s.flags & FLAG_FIN != 0));
+    assert_eq!(host_eof_fin(&mut n, flow, 16).dst, c);
     let (c, flow, _, _) = flows[40];
     n.tcp_host_reset(flow);
     n.poll(ms(17));
@@ -310,14 +316,7 @@ fn tcp_handshake_data_and_close_both_ways() {
         "{actions:?}"
     );
     // Host EOF → FIN to the container; its ACK ends the flow gracefully.
-    n.tcp_host_eof(flow);
-    n.poll(ms(7));
-    let (frames, _) = drain(&mut n);
-    let fin = frames
-        .iter()
-        .map(|f| seg(f))
-        .find(|s| s.flags & FLAG_FIN != 0)
-        .expect("FIN");
+    let fin = host_eof_fin(&mut n, flow, 7);
     n.handle_frame(
         ms(8),
         &tcp_frame(c, r, cseq + 6, fin.seq + 1, FLAG_ACK, &[]),
@@ -337,14 +336,7 @@ fn tcp_handshake_data_and_close_both_ways() {
 fn tcp_last_bytes_after_both_fins_reach_the_host() {
     let (mut n, flow, cseq, _) = established();
     let (c, r) = (sa(C), sa(R));
-    n.tcp_host_eof(flow);
-    n.poll(ms(4));
-    let (frames, _) = drain(&mut n);
-    let fin = frames
-        .iter()
-        .map(|f| seg(f))
-        .find(|s| s.flags & FLAG_FIN != 0)
-        .expect("FIN");
+    let fin = host_eof_fin(&mut n, flow, 4);
     n.handle_frame(
         ms(5),
         &tcp_frame(

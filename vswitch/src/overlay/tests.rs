@@ -372,7 +372,6 @@ fn switch_side_close_and_shutdown() {
 #[test]
 fn tso_frame_is_segmented_by_the_tunnel() {
     use crate::wire::testutil::{ip_frame, tcp_segment, v4};
-    use crate::wire::vnet_hdr::{GsoType, FLAG_NEEDS_CSUM};
     use crate::wire::{IpProtocol, VnetHdrRepr};
     let h = hosts(&[71, 72]);
     let (a, b) = (&h[0], &h[1]);
@@ -395,15 +394,7 @@ fn tso_frame_is_segmented_by_the_tunnel() {
         &[],
         &seg,
     );
-    let hdr = VnetHdrRepr {
-        flags: FLAG_NEEDS_CSUM,
-        gso_type: GsoType::TcpV4,
-        ecn: false,
-        hdr_len: 54,
-        gso_size: 1398,
-        csum_start: 34,
-        csum_offset: 16,
-    };
+    let hdr = tso_v4(1398);
     let mut msg = vec![0u8; VNET_HDR_LEN];
     hdr.emit(&mut msg).unwrap();
     msg.extend_from_slice(&frame);
@@ -506,6 +497,21 @@ fn worker_host(addr: SocketAddr, port: u16, vni: u32, mac: [u8; 6], ip: &str) ->
     }
 }
 
+/// The virtio-net header of an IPv4 TCP super-frame (Ethernet + IPv4 + TCP headers, 54 bytes)
+/// to be cut at `mss`.
+fn tso_v4(mss: u16) -> crate::wire::VnetHdrRepr {
+    use crate::wire::vnet_hdr::{GsoType, FLAG_NEEDS_CSUM};
+    crate::wire::VnetHdrRepr {
+        flags: FLAG_NEEDS_CSUM,
+        gso_type: GsoType::TcpV4,
+        ecn: false,
+        hdr_len: 54,
+        gso_size: mss,
+        csum_start: 34,
+        csum_offset: 16,
+    }
+}
+
 /// Two worker hosts on loopback addresses 127.0.0.`hosts.0` and `.1` (container MAC_A with
 /// `ip_a`, MAC_B with `ip_b`), on one free port.
 fn worker_pair(hosts: (u8, u8), vni: u32, ip_a: &str, ip_b: &str) -> (WorkerHost, WorkerHost) {
@@ -544,7 +550,6 @@ fn recv_fd(fd: &OwnedFd, wait: Duration) -> Option<Vec<u8>> {
 #[test]
 fn worker_served_tunnel_carries_frames_and_tso_between_containers() {
     use crate::wire::testutil::{ip_frame, tcp_segment, v4};
-    use crate::wire::vnet_hdr::{GsoType, FLAG_NEEDS_CSUM};
     use crate::wire::{IpProtocol, VnetHdrRepr};
     let vni = 800;
     let (ip_a, ip_b) = ("172.18.8.2", "172.18.8.3");
@@ -591,15 +596,7 @@ fn worker_served_tunnel_carries_frames_and_tso_between_containers() {
     // A TSO frame: segmented and sent with GSO by a's worker, merged back by b's.
     let data: Vec<u8> = (0..60_000).map(|i| (i * 13 + i / 241) as u8).collect();
     let big = tcp((ip_a, MAC_A), (ip_b, MAC_B), 100, &data);
-    let hdr = VnetHdrRepr {
-        flags: FLAG_NEEDS_CSUM,
-        gso_type: GsoType::TcpV4,
-        ecn: false,
-        hdr_len: 54,
-        gso_size: 1398,
-        csum_start: 34,
-        csum_offset: 16,
-    };
+    let hdr = tso_v4(1398);
     write(&a.container, &hdr, &big);
     let want = data.len().div_ceil(1398);
     let (mut joined, mut segments, mut messages) = (Vec::new(), 0, 0);
